@@ -1,0 +1,54 @@
+"""Developer and CI sessions: ``nox`` runs lint, typecheck and tests.
+
+Every session uses a virtualenv made from the interpreter running nox (no
+pinned Python versions); virtualenvs are reused between runs to keep CI fast.
+The tests find their database through ``tests/conftest.py`` (``MYSQL_DSN`` is
+passed through from the environment as-is).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+LINT_PATHS = ("src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (needs a MySQL/MariaDB server; see tests/conftest.py)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-W", "error::ResourceWarning", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint with ruff (no format check)."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", *LINT_PATHS, *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package and the tests with mypy --strict."""
+    session.install("-e", ".[test]", "mypy>=1.10", "types-PyMySQL")
+    session.run("mypy", "--strict", "src", "tests", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: not written yet."""
+    message = "benchmarks are not written yet: see the performance issue"
+    print(message, file=sys.stderr)
+    session.error(message)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the package's demo: ``nox -s demo -- [args]``."""
+    session.install("-e", ".")
+    session.run("python", "-m", "mysqlpool", "demo", *session.posargs)

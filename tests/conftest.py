@@ -26,36 +26,31 @@ import asyncio
 import gc
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+import aiomysql
 import pymysql
 import pytest
 import pytest_asyncio
+
+from mysqlpool import Pool, parse_dsn
 
 LOCAL_DSN = "mysql://root@127.0.0.1:3306/test"
 CONTAINER_IMAGE = "mariadb:10.11"
 
 
-def dsn_to_connect_kwargs(dsn: str) -> dict[str, Any]:
-    """Turn ``mysql://user:password@host:port/db`` into ``aiomysql.connect`` kwargs."""
-    parts = urlsplit(dsn)
-    if parts.scheme.split("+", 1)[0] not in ("mysql", "mariadb"):
-        raise ValueError(f"not a mysql:// or mariadb:// DSN: {dsn!r}")
-    return {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 3306,
-        "user": unquote(parts.username or "root"),
-        "password": unquote(parts.password or ""),
-        "db": unquote(parts.path.lstrip("/")) or None,
-    }
-
-
 def _probe(dsn: str) -> str | None:
     """Return None if ``dsn`` accepts a login and answers ``SELECT 1``, else why not."""
-    kwargs = dsn_to_connect_kwargs(dsn)
-    kwargs["database"] = kwargs.pop("db")  # PyMySQL's name for it
+    params = parse_dsn(dsn)
+    kwargs: dict[str, Any] = {
+        "host": params.host,
+        "port": params.port,
+        "user": params.user,
+        "password": params.password,
+        "database": params.db,  # PyMySQL's name for it
+    }
     try:
         with socket.create_connection((kwargs["host"], kwargs["port"]), timeout=2):
             pass
@@ -159,7 +154,7 @@ def mysql_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mysql_connect_kwargs(mysql_dsn: str) -> dict[str, Any]:
     """``mysql_dsn`` as keyword arguments for ``aiomysql.connect``."""
-    return dsn_to_connect_kwargs(mysql_dsn)
+    return parse_dsn(mysql_dsn).connect_kwargs()
 
 
 @pytest_asyncio.fixture
@@ -196,3 +191,64 @@ def _fail_on_loop_errors(request: pytest.FixtureRequest) -> None:
     """Apply ``_loop_error_guard`` to every async test (sync tests have no loop)."""
     if pytest_asyncio.is_async_test(request.node):
         request.getfixturevalue("_loop_error_guard")
+
+
+PoolFactory = Callable[..., Awaitable[Pool]]
+
+
+@pytest_asyncio.fixture
+async def make_pool(mysql_dsn: str) -> AsyncIterator[PoolFactory]:
+    """``await make_pool(**options)``: an opened Pool on the test server.
+
+    Every pool it made is checked for consistent bookkeeping
+    (``_check_invariants``) and closed at the end of the test, so a test
+    that fails half-way leaks nothing.
+    """
+    pools: list[Pool] = []
+
+    async def factory(dsn: str | None = None, **options: Any) -> Pool:
+        pool = Pool(dsn or mysql_dsn, **options)
+        pools.append(pool)
+        await pool.open()
+        return pool
+
+    yield factory
+    for pool in pools:
+        pool._check_invariants()
+    for pool in pools:
+        await pool.close(timeout=5)
+        assert pool.stats().open == 0 or pool._terminated
+
+
+@pytest_asyncio.fixture
+async def admin(mysql_dsn: str) -> AsyncIterator[Admin]:
+    """A side connection for what a test does to the server behind the pool's back."""
+    conn = await aiomysql.connect(**parse_dsn(mysql_dsn).connect_kwargs())
+    try:
+        yield Admin(conn)
+    finally:
+        conn.close()
+
+
+class Admin:
+    """Server-side actions on other connections (KILL, process list)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def scalar(self, sql: str, *args: Any) -> Any:
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql, args or None)
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def kill(self, conn: Any) -> None:
+        """``KILL`` the server thread behind ``conn``, as an admin would."""
+        await self.scalar(f"KILL {int(conn.thread_id())}")
+
+    async def is_alive(self, thread_id: int) -> bool:
+        """Whether the server still has a session with this thread id."""
+        found = await self.scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", thread_id
+        )
+        return bool(found)

@@ -8,7 +8,7 @@ import aiomysql
 
 
 async def _query_one(connect_kwargs: dict[str, Any], sql: str) -> Any:
-    conn = await aiomysql.connect(**connect_kwargs, connect_timeout=5)
+    conn = await aiomysql.connect(**{**connect_kwargs, "connect_timeout": 5})
     try:
         async with conn.cursor() as cur:
             await cur.execute(sql)

@@ -1,0 +1,179 @@
+"""What the pool does to one aiomysql connection: open, probe, ping, reset, close.
+
+aiomysql exposes neither COM_RESET_CONNECTION, nor a ping that refuses to
+reconnect silently, nor a way to see that the server has already hung up on
+an idle socket; the few private attributes these need are read here and
+nowhere else, so a driver upgrade has one module to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiomysql
+import pymysql
+
+from ._dsn import ConnectParams
+
+__all__ = [
+    "CONNECTION_LOSS_CODES",
+    "Connection",
+    "InitCallback",
+    "close_connection",
+    "is_connection_lost",
+    "needs_rollback",
+    "open_connection",
+    "ping",
+    "reset_session",
+    "socket_is_dead",
+]
+
+#: The driver's connection class; aiomysql is untyped, so this is ``Any`` to mypy.
+Connection = aiomysql.Connection
+
+#: ``init=`` callback: run on every new connection before it is handed out.
+InitCallback = Callable[[Any], Awaitable[None]]
+
+# Error codes after which the socket can't be trusted: the server is gone
+# (2006, 2013, 2055), it closed the session (4031 idle timeout, 1927
+# connection killed, 1053 shutdown), or client and server disagree on where
+# the protocol is (2014 commands out of sync, 2045 a stray packet).
+CONNECTION_LOSS_CODES = frozenset({1053, 1927, 2006, 2013, 2014, 2045, 2055, 4031})
+
+# PyMySQL raises these with a message instead of a numeric code.
+_LOSS_MESSAGES = ("Not connected", "Packet sequence number wrong", "Cancelled during execution")
+
+_COM_QUIT = 0x01
+_COM_RESET_CONNECTION = 0x1F
+# A whole COM_QUIT packet: 3-byte length 1, sequence 0, the command byte.
+_QUIT_PACKET = struct.pack("<I", 1) + bytes([_COM_QUIT])
+
+_SERVER_STATUS_IN_TRANS = 0x0001
+_SERVER_STATUS_IN_TRANS_READONLY = 0x2000
+
+
+async def open_connection(params: ConnectParams, init: InitCallback | None) -> Any:
+    """Open and log in one connection, then run ``init`` on it.
+
+    This is the only place connections are made. A failure or a cancellation
+    at any step closes the socket before the exception propagates: aiomysql
+    itself only cleans up after ``Exception``, so a cancelled handshake would
+    otherwise leave a socket open.
+    """
+    conn = Connection(**params.connect_kwargs())
+    try:
+        await conn._connect()
+        if init is not None:
+            await init(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def socket_is_dead(conn: Any) -> bool:
+    """True when the connection is closed, or the server has already hung up.
+
+    Costs no round trip: an idle connection has nothing to read, so any
+    buffered byte (an error packet such as 4031 sent before the server closed
+    the session) or an EOF means the server is done with it.
+    """
+    writer = conn._writer
+    if writer is None or writer.transport.is_closing():
+        return True
+    reader = conn._reader
+    return bool(reader._eof or reader._buffer or reader._exception is not None)
+
+
+def is_connection_lost(exc: BaseException | None) -> bool:
+    """True when ``exc`` says the connection it came from can't be reused."""
+    if not isinstance(exc, pymysql.err.Error) or not exc.args:
+        return False
+    code = exc.args[0]
+    if isinstance(code, int):
+        return code in CONNECTION_LOSS_CODES
+    text = str(code)
+    return any(message in text for message in _LOSS_MESSAGES)
+
+
+def needs_rollback(conn: Any, result_at_checkout: object) -> bool:
+    """True when a transaction may be open on ``conn``.
+
+    The server flags an explicit transaction; with autocommit off a plain
+    SELECT also opens a snapshot without setting that flag, so any statement
+    since checkout (aiomysql replaces ``_result`` on each one) counts too.
+    """
+    status = conn.server_status or 0
+    if status & (_SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY):
+        return True
+    return not conn.get_autocommit() and conn._result is not result_at_checkout
+
+
+def has_unread_result(conn: Any) -> bool:
+    """True when an unbuffered result is still streaming: the protocol is mid-reply."""
+    result = conn._result
+    return result is not None and bool(result.unbuffered_active)
+
+
+def result_marker(conn: Any) -> object:
+    """What ``needs_rollback`` compares against to tell that a statement ran."""
+    return conn._result
+
+
+async def ping(conn: Any) -> None:
+    """COM_PING without aiomysql's silent reconnect: a dead connection raises."""
+    await conn.ping(reconnect=False)
+
+
+async def reset_session(conn: Any, params: ConnectParams, init: InitCallback | None) -> None:
+    """COM_RESET_CONNECTION, then re-apply what the pool configured.
+
+    The reset rolls back, drops temporary tables, releases locks, closes
+    prepared statements and returns every session variable to its global
+    value, but keeps the current database: so the configured database,
+    character set, sql_mode, autocommit, ``init_command`` and ``init`` are
+    applied again.
+    """
+    await conn._execute_command(_COM_RESET_CONNECTION, b"")
+    await conn._read_ok_packet()
+    if params.db is not None:
+        await conn.select_db(params.db)
+    assignments = [f"NAMES {conn.escape(conn.charset)}"]
+    if params.sql_mode is not None:
+        assignments.append(f"sql_mode={conn.escape(params.sql_mode)}")
+    if conn.autocommit_mode is not None:
+        assignments.append(f"autocommit={int(bool(conn.autocommit_mode))}")
+    await conn.query("SET " + ", ".join(assignments))
+    if params.init_command is not None:
+        await conn.query(params.init_command)
+    if init is not None:
+        await init(conn)
+
+
+async def read_wait_timeout(conn: Any) -> float:
+    """The session's ``wait_timeout``: how long the server lets it sit idle."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT @@SESSION.wait_timeout")
+        row = await cur.fetchone()
+    return float(row[0])
+
+
+def close_connection(conn: Any, *, graceful: bool) -> None:
+    """Close now, without awaiting anything.
+
+    ``graceful`` sends COM_QUIT first so the server logs a clean disconnect
+    (not an aborted connection); the transport flushes it before closing.
+    It is only sent on a connection whose protocol state is known, since a
+    server mid-reply would not read it anyway.
+    """
+    writer = conn._writer
+    if writer is not None and graceful and not writer.transport.is_closing():
+        writer.write(_QUIT_PACKET)
+    conn.close()
+
+
+# Every cleanup path catches this and re-raises (never swallows a cancel).
+CLEANUP_EXCEPTIONS: tuple[type[BaseException], ...] = (Exception, asyncio.CancelledError)

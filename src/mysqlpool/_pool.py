@@ -1,0 +1,934 @@
+"""The pool: bounded, fair, and safe to cancel anywhere.
+
+Shape: every state change is a plain method with no ``await`` inside
+(``_grant``, ``_check_in``, ``_free_slot``, ``_reap_idle``...). On one event
+loop such a method runs to completion, so no lock guards the state and a
+cancellation can only land between two transitions, never inside one. The
+I/O those transitions call for (connect, ping, reset) happens afterwards,
+outside them, and each I/O step has one failure path that hands the slot
+back.
+
+Bookkeeping counts slots, not sockets: ``_slots`` covers idle, checked out
+and being-opened connections, is reserved before ``connect()`` starts and
+given back on any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Generator
+from types import TracebackType
+from typing import Any, Literal
+
+from . import _connection as wire
+from ._connection import InitCallback
+from ._dsn import ConnectParams, parse_dsn
+from ._stats import PoolStats
+from .errors import PoolClosed, PoolError, PoolTimeout
+
+__all__ = ["Pool", "create_pool"]
+
+logger = logging.getLogger("mysqlpool")
+
+ResetMode = Literal["rollback", "reset"]
+
+#: ``pre_ping=True`` pings a connection that has been idle this long (seconds).
+DEFAULT_PRE_PING_AFTER = 1.0
+
+# A holder that stopped with one of these may have left a reply half read.
+_INTERRUPTIONS = (asyncio.CancelledError, asyncio.TimeoutError, TimeoutError)
+
+# Marker meaning "no timeout argument given: use the pool's".
+_UNSET: Any = object()
+
+
+class _SlotGrant:
+    """Hand-off value meaning "a slot is reserved for you: open a connection"."""
+
+
+_SLOT = _SlotGrant()
+
+
+def auto_recycle(wait_timeout: float) -> float:
+    """The ``recycle`` that ``recycle="auto"`` picks for a server ``wait_timeout``.
+
+    10% below it, at least 1 s and at most 5 minutes of margin, and never
+    less than half of it, so a pooled connection is always retired by the
+    pool before the server times it out.
+    """
+    margin = min(max(wait_timeout * 0.1, 1.0), 300.0)
+    return max(wait_timeout - margin, wait_timeout / 2)
+
+
+class _Entry:
+    """One open connection and what the pool knows about it."""
+
+    __slots__ = (
+        "acquired_at",
+        "checkout_marker",
+        "conn",
+        "idle_since",
+        "leak_handle",
+        "opened_at",
+        "returning",
+        "stamp",
+    )
+
+    def __init__(self, conn: Any, now: float) -> None:
+        self.conn = conn
+        self.opened_at = now  # for max_lifetime
+        self.stamp = now  # activity stamp: open, then each checkout (recycle)
+        self.idle_since = now  # last return: decides whether pre_ping pings
+        self.checkout_marker: object = None  # driver result at checkout (needs_rollback)
+        # True from release() until the next checkout: a second release of the
+        # same checkout is refused while it is set.
+        self.returning = False
+        self.leak_handle: asyncio.TimerHandle | None = None
+        self.acquired_at: list[str] | None = None  # stack of acquire(), with leak_timeout
+
+
+class Pool:
+    """An asyncio pool of aiomysql connections to one MySQL or MariaDB server.
+
+    Args:
+        dsn: ``mysql://user:password@host:port/db?option=value``, a
+            :class:`ConnectParams`, or None to build one from ``connect_kwargs``.
+        pool_size: idle connections kept in the queue (default 5).
+        max_overflow: connections opened beyond ``pool_size`` under load and
+            closed when they come back to a full queue (default 10); None means
+            unbounded.
+        timeout: seconds ``acquire()`` waits for a connection when
+            ``pool_size + max_overflow`` are in use (default 30); None waits
+            forever. Opening and pinging count against the same deadline.
+        recycle: a connection whose activity stamp (set at open and at each
+            checkout) is this many seconds old is closed instead of reused;
+            ``"auto"`` (default) derives it from the server's ``wait_timeout``;
+            None disables it.
+        max_lifetime: seconds after opening when a connection is retired,
+            however it is used (default None: never).
+        pre_ping: True pings a connection idle for more than a second before
+            handing it out; a number sets that idle threshold in seconds (0:
+            always). A dead connection is replaced; the caller never sees it.
+        reset_on_return: ``"rollback"`` (default) rolls back when a
+            transaction may be open, ``"reset"`` sends COM_RESET_CONNECTION and
+            re-applies the configured session, None does nothing.
+        min_size: connections opened by ``open()`` and kept open by the reaper
+            (default 0); at most ``pool_size``.
+        reaper_interval: seconds between reaper passes; None derives it from
+            ``recycle`` and ``max_lifetime``.
+        init: ``async def init(conn)`` run on every new connection (and after
+            every reset with ``reset_on_return="reset"``, which wipes what it set).
+        leak_timeout: seconds after which a connection still checked out is
+            logged as a likely leak, with the stack of its ``acquire()``.
+        lifo: hand out the most recently returned connection first (default:
+            the least recently returned, which spreads use evenly).
+        name: how logs, errors and stats name the pool (default: the DSN with
+            its password redacted).
+        connect_kwargs: other ``aiomysql.connect`` keywords.
+
+    Raises:
+        ValueError: for an option out of range or a malformed DSN (the message
+            names the option and never shows the password).
+    """
+
+    def __init__(
+        self,
+        dsn: str | ConnectParams | None = None,
+        *,
+        pool_size: int = 5,
+        max_overflow: int | None = 10,
+        timeout: float | None = 30.0,
+        recycle: float | Literal["auto"] | None = "auto",
+        max_lifetime: float | None = None,
+        pre_ping: bool | float = False,
+        reset_on_return: ResetMode | None = "rollback",
+        min_size: int = 0,
+        reaper_interval: float | None = None,
+        init: InitCallback | None = None,
+        leak_timeout: float | None = None,
+        lifo: bool = False,
+        name: str | None = None,
+        **connect_kwargs: Any,
+    ) -> None:
+        self._params = _make_params(dsn, connect_kwargs)
+        self._name = name if name is not None else str(self._params)
+        self._pool_size = _check_int("pool_size", pool_size, minimum=1)
+        self._max_overflow = (
+            None if max_overflow is None else _check_int("max_overflow", max_overflow, minimum=0)
+        )
+        self._max = None if self._max_overflow is None else self._pool_size + self._max_overflow
+        self._timeout = _check_seconds("timeout", timeout, allow_zero=True)
+        if recycle == "auto":
+            self._recycle_auto = True
+            self._recycle: float | None = None  # known once the first connection reports
+        else:
+            self._recycle_auto = False
+            self._recycle = _check_seconds("recycle", recycle)
+        self._max_lifetime = _check_seconds("max_lifetime", max_lifetime)
+        self._pre_ping_after = _pre_ping_threshold(pre_ping)
+        if reset_on_return not in ("rollback", "reset", None):
+            raise ValueError(
+                f"reset_on_return must be 'rollback', 'reset' or None, got {reset_on_return!r}"
+            )
+        self._reset_mode = reset_on_return
+        self._min_size = _check_int("min_size", min_size, minimum=0)
+        if self._min_size > self._pool_size:
+            raise ValueError(
+                f"min_size ({self._min_size}) must not exceed pool_size ({self._pool_size})"
+            )
+        self._reaper_interval = _check_seconds("reaper_interval", reaper_interval)
+        if init is not None and not callable(init):
+            raise ValueError(f"init must be an async callable taking the connection, got {init!r}")
+        self._init = init
+        self._leak_timeout = _check_seconds("leak_timeout", leak_timeout)
+        self._lifo = bool(lifo)
+
+        # Idle connections, ready to hand out; never more than pool_size.
+        # Invariant: while it holds any, no acquirer is waiting.
+        self._idle: asyncio.Queue[_Entry] = (
+            asyncio.LifoQueue(self._pool_size) if self._lifo else asyncio.Queue(self._pool_size)
+        )
+        # Checked-out connections (and those handed to a waiter or coming
+        # back), by connection: how release() tells ours from foreign ones.
+        self._in_use: dict[Any, _Entry] = {}
+        # Slots taken: idle + in use + being opened. Never above _max.
+        self._slots = 0
+        # Slots reserved for a connection not open yet.
+        self._opening = 0
+        # Acquirers waiting, oldest first. Each future gets an _Entry (a
+        # connection handed over) or _SLOT (open one yourself). Futures are
+        # removed when resolved; one that timed out or was cancelled is
+        # removed by its own acquirer and skipped if still found.
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+        self._started = False  # open() ran (or the first acquire() did it)
+        self._closed = False  # close() or terminate() began: no more acquires
+        self._terminated = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._drained: asyncio.Event | None = None  # set once _slots is 0 after close
+        self._fill_task: asyncio.Future[None] | None = None  # open()'s min_size fill
+
+        self._opened_total = 0
+        self._closed_total = 0
+        self._recycled_total = 0
+        self._discarded_total = 0
+        self._acquires = 0
+        self._timeouts = 0
+        self._wait_time = 0.0
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Start the reaper and open ``min_size`` connections. Idempotent.
+
+        Raises:
+            PoolClosed: the pool was closed (a closed pool never reopens).
+            The driver's error when a ``min_size`` connection can't be opened
+            (the pool stays open and the reaper keeps trying).
+        """
+        if self._closed:
+            raise PoolClosed(f"pool {self._name} is closed; a closed pool can't be reopened")
+        self._start()
+        if self._fill_task is None:
+            self._fill_task = asyncio.ensure_future(self._fill_min_size(raise_errors=True))
+        try:
+            await asyncio.shield(self._fill_task)
+        except Exception:
+            self._fill_task = None  # the next open() tries again
+            raise
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        loop = asyncio.get_running_loop()
+        self._started = True
+        self._loop = loop
+        self._drained = asyncio.Event()
+        self._reaper = loop.create_task(self._reap_forever(), name=f"mysqlpool reaper {self._name}")
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the pool gracefully.
+
+        Refuses new acquires (waiters get :class:`PoolClosed`), stops the
+        reaper, closes idle connections, then waits up to ``timeout`` seconds
+        (None: as long as it takes) for checked-out connections to come back,
+        closing each as it does, and terminates those still out.
+        """
+        timeout = _check_seconds("timeout", timeout, allow_zero=True)
+        self._shut_down()
+        drained = self._drained
+        if drained is not None and not drained.is_set() and not self._terminated:
+            try:
+                await asyncio.wait_for(drained.wait(), timeout)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "pool %s: %d connection(s) still checked out after %s s; closing them",
+                    self._name,
+                    len(self._in_use),
+                    timeout,
+                )
+                self.terminate()
+        await self._join_background()
+
+    def terminate(self) -> None:
+        """Close every connection now, checked-out ones included.
+
+        Their holders' next statement fails with the driver's error; their
+        ``release()`` is accepted and just frees the slot.
+        """
+        self._shut_down()
+        self._terminated = True
+        for entry in self._in_use.values():
+            wire.close_connection(entry.conn, graceful=False)
+
+    def _shut_down(self) -> None:
+        """Refuse acquires, fail waiters, stop the reaper, close idle ones."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        if self._fill_task is not None:
+            self._fill_task.cancel()
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(PoolClosed(f"pool {self._name} closed while waiting"))
+        while self._idle.qsize():
+            entry = self._idle.get_nowait()
+            self._close(entry, graceful=True)
+            self._slots -= 1
+        self._note_drained()
+        logger.debug("pool %s: closing", self._name)
+
+    async def _join_background(self) -> None:
+        for task in (self._reaper, self._fill_task):
+            if task is not None and not task.done():
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    if not task.cancelled():  # close() itself was cancelled
+                        raise
+                except Exception:
+                    pass  # already logged by the task itself
+
+    def _note_drained(self) -> None:
+        if self._closed and self._slots == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def __aenter__(self) -> Pool:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -------------------------------------------------------------- acquire
+
+    def acquire(self, timeout: float | None = _UNSET) -> _AcquireContext:
+        """Check out a connection: ``async with pool.acquire() as conn`` or
+        ``conn = await pool.acquire()`` (then ``await pool.release(conn)``).
+
+        ``timeout`` overrides the pool's wait limit for this call (None waits
+        forever). Waiters are served first come, first served.
+
+        Raises:
+            PoolTimeout: no connection within the timeout.
+            PoolClosed: the pool is closing or closed.
+            The driver's error if opening a new connection fails.
+        """
+        if timeout is not _UNSET:
+            timeout = _check_seconds("timeout", timeout, allow_zero=True)
+        return _AcquireContext(self, timeout)
+
+    async def _acquire(self, timeout: float | None) -> Any:
+        if self._closed:
+            raise PoolClosed(f"pool {self._name} is closed")
+        if not self._started:
+            self._start()
+        if timeout is _UNSET:
+            timeout = self._timeout
+        loop = self._loop
+        assert loop is not None
+        deadline: float | None = None
+        began: float | None = None  # set once this acquire must wait or do I/O
+        try:
+            while True:
+                grant = self._grant()
+                needs_io = grant.__class__ is not _Entry or self._pre_ping_after is not None
+                if began is None and needs_io:
+                    began = loop.time()
+                    if timeout is not None:
+                        deadline = began + timeout
+                if grant is None:
+                    grant = await self._wait(deadline, timeout)
+                if grant is _SLOT:
+                    entry = await self._open_reserved(deadline, timeout)
+                    return self._hand_out(entry, began)
+                assert isinstance(grant, _Entry)
+                if self._pre_ping_after is not None and not await self._ping_ok(
+                    grant, deadline, timeout
+                ):
+                    continue
+                return self._hand_out(grant, began)
+        except PoolTimeout:
+            self._timeouts += 1
+            if began is not None:
+                self._wait_time += loop.time() - began
+            raise
+
+    def _grant(self) -> _Entry | _SlotGrant | None:
+        """Take an idle connection, or reserve a slot, or say "wait" (None).
+
+        Idle connections that are dead or past recycle/max_lifetime are closed
+        on the way. Only called when no live waiter is queued ahead (the
+        idle-implies-no-waiter invariant guarantees it for the idle queue, and
+        a free slot with a live waiter is always transferred at once).
+        """
+        idle = self._idle
+        while idle.qsize():
+            entry = idle.get_nowait()
+            reason = self._retire_reason(entry, time.monotonic())
+            if reason is None:
+                self._in_use[entry.conn] = entry
+                return entry
+            self._retire(entry, reason)
+            self._slots -= 1
+        if self._max is None or self._slots < self._max:
+            self._slots += 1
+            self._opening += 1
+            return _SLOT
+        return None
+
+    async def _wait(self, deadline: float | None, timeout: float | None) -> _Entry | _SlotGrant:
+        loop = self._loop
+        assert loop is not None
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._waiters.append(fut)
+        timer = (
+            loop.call_at(deadline, self._expire, fut, timeout) if deadline is not None else None
+        )
+        try:
+            grant: _Entry | _SlotGrant = await fut
+            return grant
+        except BaseException:
+            # The accept handshake: whatever reached the future before we could
+            # take it goes back, so a timed-out or cancelled waiter leaks nothing.
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._decline(fut.result())
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self, fut: asyncio.Future[Any], timeout: float | None) -> None:
+        if not fut.done():
+            fut.set_exception(self._timeout_error(timeout, "waiting for a connection"))
+
+    def _decline(self, grant: _Entry | _SlotGrant) -> None:
+        if grant is _SLOT:
+            self._opening -= 1
+            self._free_slot()
+        else:
+            assert isinstance(grant, _Entry)
+            del self._in_use[grant.conn]
+            self._offer(grant)
+
+    async def _open_reserved(self, deadline: float | None, timeout: float | None) -> _Entry:
+        """Open a connection into the slot this acquirer holds."""
+        try:
+            conn = await self._bounded(self._connect(), deadline, timeout, "opening a connection")
+        except BaseException:
+            self._opening -= 1
+            self._free_slot()
+            raise
+        self._opening -= 1
+        entry = _Entry(conn, time.monotonic())
+        self._opened_total += 1
+        if self._closed:
+            self._close(entry, graceful=True)
+            self._free_slot()
+            raise PoolClosed(f"pool {self._name} closed while a connection was opening")
+        self._in_use[conn] = entry
+        return entry
+
+    async def _connect(self) -> Any:
+        """Open a connection; the first one also resolves ``recycle="auto"``."""
+        conn = await wire.open_connection(self._params, self._init)
+        if self._recycle_auto and self._recycle is None:
+            try:
+                wait_timeout = await wire.read_wait_timeout(conn)
+            except BaseException:
+                wire.close_connection(conn, graceful=False)
+                raise
+            if self._recycle is None:
+                self._recycle = auto_recycle(wait_timeout)
+                logger.debug(
+                    "pool %s: server wait_timeout is %s s; recycle set to %s s",
+                    self._name,
+                    wait_timeout,
+                    self._recycle,
+                )
+        return conn
+
+    async def _ping_ok(self, entry: _Entry, deadline: float | None, timeout: float | None) -> bool:
+        """Ping a connection idle past the threshold; a dead one is discarded."""
+        threshold = self._pre_ping_after
+        assert threshold is not None
+        if time.monotonic() - entry.idle_since < threshold:
+            return True
+        try:
+            await self._bounded(wire.ping(entry.conn), deadline, timeout, "pinging a connection")
+        except Exception as exc:
+            del self._in_use[entry.conn]
+            self._retire(entry, "ping failed")
+            self._free_slot()
+            if isinstance(exc, PoolTimeout):
+                raise
+            logger.info("pool %s: discarded a connection that failed its ping: %s", self._name, exc)
+            return False
+        except BaseException:
+            del self._in_use[entry.conn]
+            self._retire(entry, "cancelled during ping")
+            self._free_slot()
+            raise
+        return True
+
+    async def _bounded(
+        self, coro: Awaitable[Any], deadline: float | None, timeout: float | None, doing: str
+    ) -> Any:
+        """Await one I/O step within the acquire deadline (PoolTimeout past it)."""
+        if deadline is None:
+            return await coro
+        assert self._loop is not None
+        remaining = deadline - self._loop.time()
+        if remaining <= 0:
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise self._timeout_error(timeout, doing)
+        try:
+            return await asyncio.wait_for(coro, remaining)
+        except asyncio.TimeoutError:
+            raise self._timeout_error(timeout, doing) from None
+
+    def _hand_out(self, entry: _Entry, began: float | None) -> Any:
+        now = time.monotonic()
+        entry.stamp = now
+        entry.returning = False
+        conn = entry.conn
+        entry.checkout_marker = wire.result_marker(conn)
+        self._acquires += 1
+        if began is not None and self._loop is not None:
+            self._wait_time += self._loop.time() - began
+        if self._leak_timeout is not None and self._loop is not None:
+            entry.acquired_at = traceback.format_stack()[:-3]
+            entry.leak_handle = self._loop.call_later(self._leak_timeout, self._report_leak, entry)
+        return conn
+
+    def _report_leak(self, entry: _Entry) -> None:
+        entry.leak_handle = None
+        stack = "".join(entry.acquired_at or ())
+        logger.warning(
+            "pool %s: a connection has been checked out for more than %s s "
+            "(possible leak); acquired at:\n%s",
+            self._name,
+            self._leak_timeout,
+            stack,
+        )
+
+    def _timeout_error(self, timeout: float | None, doing: str) -> PoolTimeout:
+        limit = (
+            f"all {self._slots} connections in use (pool_size={self._pool_size}"
+            f" + max_overflow={self._max_overflow})"
+        )
+        return PoolTimeout(
+            f"acquire timed out after {timeout} s {doing}: {limit}, "
+            f"{len(self._waiters)} waiting; pool {self._name}"
+        )
+
+    # -------------------------------------------------------------- release
+
+    async def release(self, conn: Any) -> None:
+        """Give back a connection from ``await pool.acquire()``.
+
+        Raises:
+            PoolError: ``conn`` did not come from this pool, or was already
+                released.
+        """
+        await self._release(conn, None)
+
+    async def _release(self, conn: Any, exc: BaseException | None) -> None:
+        entry = self._in_use.get(conn)
+        if entry is None or entry.returning:
+            state = "was already released to" if entry is not None else "was not acquired from"
+            raise PoolError(f"connection {id(conn):#x} {state} pool {self._name}")
+        entry.returning = True
+        if entry.leak_handle is not None:
+            entry.leak_handle.cancel()
+            entry.leak_handle = None
+        reason = self._unknown_state_reason(conn, exc)
+        if reason is None and not self._closed:
+            try:
+                await self._reset(entry)
+            except Exception as reset_exc:
+                reason = "reset failed"
+                logger.info(
+                    "pool %s: discarded a connection whose reset failed: %s", self._name, reset_exc
+                )
+            except BaseException:
+                self._check_in(entry, "cancelled during reset")
+                raise
+        self._check_in(entry, reason)
+
+    def _unknown_state_reason(self, conn: Any, exc: BaseException | None) -> str | None:
+        """Why the connection's protocol state can't be trusted, if it can't."""
+        if wire.socket_is_dead(conn):
+            return "connection closed"
+        if exc is not None:
+            if wire.is_connection_lost(exc):
+                return f"connection lost ({type(exc).__name__})"
+            if isinstance(exc, _INTERRUPTIONS) or not isinstance(exc, Exception):
+                # The holder stopped mid-statement, maybe: the reply may be half read.
+                return f"holder interrupted ({type(exc).__name__})"
+        if wire.has_unread_result(conn):
+            return "unread result"
+        return None
+
+    async def _reset(self, entry: _Entry) -> None:
+        mode = self._reset_mode
+        if mode == "rollback":
+            if wire.needs_rollback(entry.conn, entry.checkout_marker):
+                await entry.conn.rollback()
+        elif mode == "reset":
+            await wire.reset_session(entry.conn, self._params, self._init)
+
+    def _check_in(self, entry: _Entry, reason: str | None) -> None:
+        """Decide the fate of a returned connection. The only place that does.
+
+        Closed (slot freed for a waiter) when the pool is closing, its state
+        is unknown, or it is past recycle/max_lifetime; else handed to the
+        oldest waiter; else queued if the queue has room; else closed as
+        overflow.
+        """
+        del self._in_use[entry.conn]
+        if reason is not None:
+            self._retire(entry, reason)
+            self._free_slot()
+            return
+        if self._closed:
+            self._close(entry, graceful=True)
+            self._free_slot()
+            return
+        now = time.monotonic()
+        reason = self._retire_reason(entry, now)
+        if reason is not None:
+            self._retire(entry, reason)
+            self._free_slot()
+            return
+        entry.idle_since = now
+        self._offer(entry)
+
+    def _offer(self, entry: _Entry) -> None:
+        """A healthy connection is free: oldest waiter, else the queue, else close."""
+        waiter = self._next_waiter()
+        if waiter is not None:
+            self._in_use[entry.conn] = entry
+            waiter.set_result(entry)
+        elif self._idle.qsize() < self._pool_size and not self._closed:
+            self._idle.put_nowait(entry)
+        else:
+            self._close(entry, graceful=True)
+            self._free_slot()
+
+    def _next_waiter(self) -> asyncio.Future[Any] | None:
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                return fut
+        return None
+
+    def _free_slot(self) -> None:
+        """A slot was given up: the oldest waiter takes it over, else it is freed."""
+        waiter = None if self._closed else self._next_waiter()
+        if waiter is not None:
+            self._opening += 1
+            waiter.set_result(_SLOT)
+        else:
+            self._slots -= 1
+            self._note_drained()
+
+    def _retire_reason(self, entry: _Entry, now: float) -> str | None:
+        if wire.socket_is_dead(entry.conn):
+            return "closed by the server"
+        if self._recycle is not None and now - entry.stamp >= self._recycle:
+            return "recycle"
+        if self._max_lifetime is not None and now - entry.opened_at >= self._max_lifetime:
+            return "max_lifetime"
+        return None
+
+    def _retire(self, entry: _Entry, reason: str) -> None:
+        """Close a connection and count why. (The caller frees the slot.)"""
+        aged = reason in ("recycle", "max_lifetime")
+        if aged:
+            self._recycled_total += 1
+        else:
+            self._discarded_total += 1
+        logger.debug("pool %s: closing a connection: %s", self._name, reason)
+        self._close(entry, graceful=aged)
+
+    def _close(self, entry: _Entry, *, graceful: bool) -> None:
+        if entry.leak_handle is not None:
+            entry.leak_handle.cancel()
+            entry.leak_handle = None
+        wire.close_connection(entry.conn, graceful=graceful)
+        self._closed_total += 1
+
+    # --------------------------------------------------------------- reaper
+
+    def _reaper_period(self) -> float:
+        if self._reaper_interval is not None:
+            return self._reaper_interval
+        limits = [x for x in (self._recycle, self._max_lifetime) if x is not None]
+        if not limits:
+            return 60.0
+        return min(max(min(limits) / 4, 0.05), 60.0)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._reaper_period())
+            try:
+                self._reap_idle()
+                await self._fill_min_size(raise_errors=False)
+            except Exception:
+                logger.exception("pool %s: reaper pass failed; retrying next pass", self._name)
+
+    def _reap_idle(self) -> None:
+        """Close idle connections that are dead or past recycle/max_lifetime."""
+        idle = self._idle
+        now = time.monotonic()
+        keep = []
+        while idle.qsize():
+            entry = idle.get_nowait()
+            reason = self._retire_reason(entry, now)
+            if reason is None:
+                keep.append(entry)
+            else:
+                self._retire(entry, reason)
+                self._slots -= 1
+        # A LIFO queue hands its entries out newest first: put them back so
+        # the order is unchanged.
+        for entry in reversed(keep) if self._lifo else keep:
+            idle.put_nowait(entry)
+
+    async def _fill_min_size(self, *, raise_errors: bool) -> None:
+        """Open connections until ``min_size`` are open, all at once."""
+        wanted = self._min_size - self._slots
+        if wanted <= 0 or self._closed:
+            return
+        self._slots += wanted
+        self._opening += wanted
+        results = await asyncio.gather(
+            *(self._open_spare() for _ in range(wanted)), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                if raise_errors:
+                    raise result
+                logger.warning("pool %s: could not open a connection: %s", self._name, result)
+
+    async def _open_spare(self) -> None:
+        try:
+            conn = await self._connect()
+        except BaseException:
+            self._opening -= 1
+            self._free_slot()
+            raise
+        self._opening -= 1
+        self._opened_total += 1
+        entry = _Entry(conn, time.monotonic())
+        if self._closed:
+            self._close(entry, graceful=True)
+            self._free_slot()
+            return
+        self._offer(entry)
+
+    # ---------------------------------------------------------- inspection
+
+    @property
+    def name(self) -> str:
+        """How logs, errors and stats name this pool (never shows the password)."""
+        return self._name
+
+    @property
+    def params(self) -> ConnectParams:
+        """The connection parameters every connection is opened with."""
+        return self._params
+
+    @property
+    def size(self) -> int:
+        """``pool_size``: how many idle connections the queue keeps."""
+        return self._pool_size
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` or ``terminate()`` began."""
+        return self._closed
+
+    @property
+    def recycle(self) -> float | None:
+        """The recycle age in use (for ``"auto"``, None until the first connection)."""
+        return self._recycle
+
+    def __len__(self) -> int:
+        """Idle connections in the queue now."""
+        return self._idle.qsize()
+
+    async def clear(self) -> None:
+        """Close every idle connection (checked-out ones are left alone)."""
+        while self._idle.qsize():
+            entry = self._idle.get_nowait()
+            self._close(entry, graceful=True)
+            self._slots -= 1
+        self._note_drained()
+
+    def stats(self) -> PoolStats:
+        """A snapshot of gauges and counters (see :class:`PoolStats`)."""
+        idle = self._idle.qsize()
+        in_use = len(self._in_use)
+        return PoolStats(
+            name=self._name,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            open=idle + in_use,
+            idle=idle,
+            in_use=in_use,
+            opening=self._opening,
+            waiting=sum(1 for fut in self._waiters if not fut.done()),
+            opened=self._opened_total,
+            closed=self._closed_total,
+            recycled=self._recycled_total,
+            discarded=self._discarded_total,
+            acquires=self._acquires,
+            timeouts=self._timeouts,
+            wait_time=self._wait_time,
+        )
+
+    def _check_invariants(self) -> None:
+        """Assert the bookkeeping is consistent (for tests)."""
+        idle = self._idle.qsize()
+        problems = []
+        if self._slots != idle + len(self._in_use) + self._opening:
+            problems.append(
+                f"slots {self._slots} != idle {idle} + in_use {len(self._in_use)}"
+                f" + opening {self._opening}"
+            )
+        if self._max is not None and self._slots > self._max:
+            problems.append(f"slots {self._slots} > max {self._max}")
+        if idle > self._pool_size:
+            problems.append(f"idle {idle} > pool_size {self._pool_size}")
+        live_waiters = sum(1 for fut in self._waiters if not fut.done())
+        if live_waiters and idle:
+            problems.append(f"{live_waiters} waiting while {idle} idle")
+        if live_waiters and self._max is not None and self._slots < self._max:
+            problems.append(f"{live_waiters} waiting while a slot is free")
+        if self._opening < 0:
+            problems.append(f"opening {self._opening} < 0")
+        if self._closed and idle:
+            problems.append(f"closed with {idle} idle")
+        if problems:
+            raise AssertionError(f"pool {self._name}: " + "; ".join(problems))
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        state = "closed" if self._closed else "open" if self._started else "new"
+        return (
+            f"<Pool {self._name!r} {state} size={self._pool_size}"
+            f" open={s.open} idle={s.idle} in_use={s.in_use} waiting={s.waiting}>"
+        )
+
+
+class _AcquireContext:
+    """What ``pool.acquire()`` returns: await it, or use it with ``async with``."""
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: Pool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._pool._acquire(self._timeout).__await__()
+
+    async def __aenter__(self) -> Any:
+        self._conn = await self._pool._acquire(self._timeout)
+        return self._conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        await self._pool._release(conn, exc)
+
+
+async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) -> Pool:
+    """``Pool(dsn, **options)``, opened: the reaper runs and ``min_size`` are open."""
+    pool = Pool(dsn, **options)
+    await pool.open()
+    return pool
+
+
+def _make_params(dsn: str | ConnectParams | None, connect_kwargs: dict[str, Any]) -> ConnectParams:
+    if isinstance(dsn, ConnectParams):
+        return dsn.replace(**connect_kwargs) if connect_kwargs else dsn
+    if isinstance(dsn, str):
+        params = parse_dsn(dsn)
+        return params.replace(**connect_kwargs) if connect_kwargs else params
+    if dsn is None:
+        return ConnectParams(**connect_kwargs)
+    raise TypeError(f"dsn must be a DSN string or a ConnectParams, got {type(dsn).__name__}")
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds or None, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound} seconds or None, got {value!r}")
+    return float(value)
+
+
+def _pre_ping_threshold(pre_ping: object) -> float | None:
+    if pre_ping is True:
+        return DEFAULT_PRE_PING_AFTER
+    if pre_ping is False or pre_ping is None:
+        return None
+    return _check_seconds("pre_ping", pre_ping, allow_zero=True)

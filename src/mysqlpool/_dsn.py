@@ -860,3 +860,20 @@ def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
         except ValueError as exc:
             _fail(f"option {shown}: {_show(value, secrets)} {exc}")
     return kwargs
+
+
+def resolve_params(dsn: str | ConnectParams | None, overrides: Mapping[str, Any]) -> ConnectParams:
+    """What ``Pool(dsn, **connect_kwargs)`` and the manager accept, as one ConnectParams.
+
+    A DSN string or a ConnectParams, with keyword overrides on top; or just
+    the keywords when ``dsn`` is None.
+    """
+    if dsn is None:
+        return ConnectParams(**overrides)
+    if isinstance(dsn, str):
+        params = parse_dsn(dsn)
+    elif isinstance(dsn, ConnectParams):
+        params = dsn
+    else:
+        raise TypeError(f"expected a DSN string or a ConnectParams, got {type(dsn).__name__}")
+    return params.replace(**overrides) if overrides else params

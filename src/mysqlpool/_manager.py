@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from ._dsn import ConnectParams, parse_dsn
+from ._dsn import ConnectParams, resolve_params
 from ._pool import Pool
 from ._stats import PoolStats
 from .errors import PoolClosed
@@ -45,7 +45,7 @@ class PoolManager:
         Raises:
             PoolClosed: the manager is closed.
         """
-        pool = self._pool_for(_params(dsn, connect_kwargs))
+        pool = self._pool_for(resolve_params(dsn, connect_kwargs))
         await pool.open()
         return pool
 
@@ -63,7 +63,7 @@ class PoolManager:
     ) -> _ManagedAcquire:
         """``async with manager.acquire(dsn_or_kwargs) as conn``: check out of
         the pool for those parameters."""
-        return _ManagedAcquire(self, _params(dsn, connect_kwargs))
+        return _ManagedAcquire(self, resolve_params(dsn, connect_kwargs))
 
     @property
     def pools(self) -> Mapping[tuple[Any, ...], Pool]:
@@ -131,15 +131,3 @@ class _ManagedAcquire:
         self._pool = self._conn = None
         assert pool is not None
         await pool._release(conn, exc)
-
-
-def _params(dsn: str | ConnectParams | None, connect_kwargs: dict[str, Any]) -> ConnectParams:
-    if isinstance(dsn, str):
-        params = parse_dsn(dsn)
-    elif isinstance(dsn, ConnectParams):
-        params = dsn
-    elif dsn is None:
-        return ConnectParams(**connect_kwargs)
-    else:
-        raise TypeError(f"expected a DSN string or ConnectParams, got {type(dsn).__name__}")
-    return params.replace(**connect_kwargs) if connect_kwargs else params

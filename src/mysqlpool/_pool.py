@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from . import _connection as wire
 from ._connection import InitCallback
-from ._dsn import ConnectParams, parse_dsn
+from ._dsn import ConnectParams, resolve_params
 from ._stats import PoolStats
 from .errors import PoolClosed, PoolError, PoolTimeout
 
@@ -155,7 +155,7 @@ class Pool:
         name: str | None = None,
         **connect_kwargs: Any,
     ) -> None:
-        self._params = _make_params(dsn, connect_kwargs)
+        self._params = resolve_params(dsn, connect_kwargs)
         self._name = name if name is not None else str(self._params)
         self._pool_size = _check_int("pool_size", pool_size, minimum=1)
         self._max_overflow = (
@@ -896,17 +896,6 @@ async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) ->
     pool = Pool(dsn, **options)
     await pool.open()
     return pool
-
-
-def _make_params(dsn: str | ConnectParams | None, connect_kwargs: dict[str, Any]) -> ConnectParams:
-    if isinstance(dsn, ConnectParams):
-        return dsn.replace(**connect_kwargs) if connect_kwargs else dsn
-    if isinstance(dsn, str):
-        params = parse_dsn(dsn)
-        return params.replace(**connect_kwargs) if connect_kwargs else params
-    if dsn is None:
-        return ConnectParams(**connect_kwargs)
-    raise TypeError(f"dsn must be a DSN string or a ConnectParams, got {type(dsn).__name__}")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> int:

@@ -373,6 +373,10 @@ class Pool:
                         deadline = began + timeout
                 if grant is None:
                     grant = await self._wait(deadline, timeout)
+                    if self._closed:
+                        # Handed over in the same loop pass as close() began.
+                        self._decline(grant)
+                        raise PoolClosed(f"pool {self._name} closed while waiting")
                 if grant is _SLOT:
                     entry = await self._open_reserved(deadline, timeout)
                     return self._hand_out(entry, began)
@@ -551,14 +555,14 @@ class Pool:
         )
 
     def _timeout_error(self, timeout: float | None, doing: str) -> PoolTimeout:
-        limit = (
-            f"all {self._slots} connections in use (pool_size={self._pool_size}"
-            f" + max_overflow={self._max_overflow})"
-        )
-        return PoolTimeout(
-            f"acquire timed out after {timeout} s {doing}: {limit}, "
-            f"{len(self._waiters)} waiting; pool {self._name}"
-        )
+        if doing == "waiting for a connection":
+            limit = (
+                f": all {self._slots} connections in use (pool_size={self._pool_size}"
+                f" + max_overflow={self._max_overflow}), {len(self._waiters)} waiting"
+            )
+        else:
+            limit = ""
+        return PoolTimeout(f"acquire timed out after {timeout} s {doing}{limit}; pool {self._name}")
 
     # -------------------------------------------------------------- release
 

@@ -1,0 +1,133 @@
+"""Command line: ``python -m mysqlpool <command> [options]``.
+
+Argument parsing and dispatch only; each command's work lives in its own
+module. A command is added by writing an ``_add_<command>`` function that
+registers its sub-parser with a ``run`` default, and listing it in
+``_COMMANDS``.
+
+Exit status: 0 success, 1 failure (no server, a driver error), 2 usage (a bad
+option or DSN), 130 interrupted. A failure is one line on stderr,
+``mysqlpool <command>: <what went wrong>``, never a traceback or a password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TypeAlias
+
+from ._demo import EXIT_USAGE, CommandError, run_demo
+
+__all__ = ["build_parser", "main"]
+
+_PROG = "python -m mysqlpool"
+_EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+
+# What add_subparsers() returns; argparse does not name it publicly.
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_dsn_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dsn",
+        nargs="?",
+        metavar="DSN",
+        help=(
+            "mysql://user:password@host:port/db?options (default: $MYSQL_DSN, else "
+            "mysql://root@127.0.0.1:3306/test if it answers, else a mariadb:10.11 "
+            "container through testcontainers)"
+        ),
+    )
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    return run_demo(
+        args.dsn, handlers=args.handlers, pool_size=args.pool_size, progress=args.progress
+    )
+
+
+def _add_demo(commands: _Subparsers) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="run a simulated web workload through a pool and report on it",
+        description=(
+            "Start N simulated web handlers at once; each acquires a connection from "
+            "one pool (max_overflow=0), runs a short query and releases it. Prints "
+            "throughput, acquire-wait percentiles and the pool's stats."
+        ),
+    )
+    _add_dsn_argument(parser)
+    parser.add_argument(
+        "--handlers",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="concurrent simulated handlers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="the pool's pool_size, and so its connection limit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal)",
+    )
+    parser.set_defaults(run=_run_demo)
+
+
+# One entry per command, in the order --help lists them.
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_demo,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m mysqlpool`` argument parser, with every command."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG, description="mysqlpool: an asyncio connection pool for MySQL and MariaDB."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _COMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m mysqlpool`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit status instead of exiting, so tests can call it in
+    process; argparse's own exits (``--help``, a bad option) are returned too.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse has already printed the help or the usage error.
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except CommandError as exc:
+        print(f"mysqlpool {args.command}: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print(f"mysqlpool {args.command}: interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,8 @@ from typing import Any
 
 import aiomysql
 import pymysql
+from aiomysql.connection import DEFAULT_CHARSET
+from pymysql.charset import charset_by_name
 
 from ._dsn import ConnectParams
 
@@ -141,12 +143,16 @@ async def reset_session(conn: Any, params: ConnectParams, init: InitCallback | N
     await conn._read_ok_packet()
     if params.db is not None:
         await conn.select_db(params.db)
-    assignments = [f"NAMES {conn.escape(conn.charset)}"]
+    # The configured values, not the driver's current ones: the holder may
+    # have changed those through conn.set_charset() or conn.autocommit().
+    charset = params.charset or DEFAULT_CHARSET
+    assignments = [f"NAMES {conn.escape(charset)}", f"autocommit={int(params.autocommit)}"]
     if params.sql_mode is not None:
         assignments.append(f"sql_mode={conn.escape(params.sql_mode)}")
-    if conn.autocommit_mode is not None:
-        assignments.append(f"autocommit={int(bool(conn.autocommit_mode))}")
     await conn.query("SET " + ", ".join(assignments))
+    conn._charset = charset
+    conn._encoding = charset_by_name(charset).encoding
+    conn.autocommit_mode = params.autocommit
     if params.init_command is not None:
         await conn.query(params.init_command)
     if init is not None:

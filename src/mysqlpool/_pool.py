@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 import traceback
+import weakref
 from collections.abc import Awaitable, Generator
 from types import TracebackType
 from typing import Any, Literal
@@ -196,6 +197,9 @@ class Pool:
         # Checked-out connections (and those handed to a waiter or coming
         # back), by connection: how release() tells ours from foreign ones.
         self._in_use: dict[Any, _Entry] = {}
+        # Every connection this pool opened and has not forgotten: tells a
+        # second release apart from a foreign connection in the error message.
+        self._known: weakref.WeakSet[Any] = weakref.WeakSet()
         # Slots taken: idle + in use + being opened. Never above _max.
         self._slots = 0
         # Slots reserved for a connection not open yet.
@@ -235,12 +239,18 @@ class Pool:
         if self._closed:
             raise PoolClosed(f"pool {self._name} is closed; a closed pool can't be reopened")
         self._start()
-        if self._fill_task is None:
-            self._fill_task = asyncio.ensure_future(self._fill_min_size(raise_errors=True))
+        fill = self._fill_task
+        if fill is None:
+            fill = self._fill_task = asyncio.ensure_future(self._fill_min_size(raise_errors=True))
         try:
-            await asyncio.shield(self._fill_task)
+            await asyncio.shield(fill)
+        except asyncio.CancelledError:
+            if fill.cancelled() and self._closed:  # close() stopped the fill, not our caller
+                raise PoolClosed(f"pool {self._name} closed while opening") from None
+            raise
         except Exception:
-            self._fill_task = None  # the next open() tries again
+            if self._fill_task is fill:
+                self._fill_task = None  # the next open() tries again
             raise
 
     def _start(self) -> None:
@@ -461,14 +471,18 @@ class Pool:
             self._free_slot()
             raise
         self._opening -= 1
-        entry = _Entry(conn, time.monotonic())
-        self._opened_total += 1
+        entry = self._new_entry(conn)
         if self._closed:
             self._close(entry, graceful=True)
             self._free_slot()
             raise PoolClosed(f"pool {self._name} closed while a connection was opening")
         self._in_use[conn] = entry
         return entry
+
+    def _new_entry(self, conn: Any) -> _Entry:
+        self._opened_total += 1
+        self._known.add(conn)
+        return _Entry(conn, time.monotonic())
 
     async def _connect(self) -> Any:
         """Open a connection; the first one also resolves ``recycle="auto"``."""
@@ -578,7 +592,10 @@ class Pool:
     async def _release(self, conn: Any, exc: BaseException | None) -> None:
         entry = self._in_use.get(conn)
         if entry is None or entry.returning:
-            state = "was already released to" if entry is not None else "was not acquired from"
+            if entry is not None or conn in self._known:
+                state = "was already released to"
+            else:
+                state = "was not acquired from"
             raise PoolError(f"connection {id(conn):#x} {state} pool {self._name}")
         entry.returning = True
         if entry.leak_handle is not None:
@@ -765,8 +782,7 @@ class Pool:
             self._free_slot()
             raise
         self._opening -= 1
-        self._opened_total += 1
-        entry = _Entry(conn, time.monotonic())
+        entry = self._new_entry(conn)
         if self._closed:
             self._close(entry, graceful=True)
             self._free_slot()

@@ -1,0 +1,487 @@
+"""What goes back to the queue (API.md "What goes back to the queue").
+
+A returned connection is reset according to ``reset_on_return`` and goes
+back only when its protocol state is known: a connection-loss error, a
+cancelled or timed-out holder, or an unread streaming result gets it closed
+instead. Misuse of ``release()`` gets a ``PoolError`` sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiomysql
+import pymysql
+import pytest
+import pytest_asyncio
+
+from conftest import Admin, PoolFactory
+from mysqlpool import PoolError
+
+TABLE = "mp_release_rows"
+SERVER_STATUS_IN_TRANS = 0x0001
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0)
+
+
+async def until_async(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.01
+) -> None:
+    """``until`` for a predicate that needs a round trip (an admin query)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+async def scalar(conn: Any, sql: str, *args: Any) -> Any:
+    """First column of the first row of ``sql`` run on ``conn``."""
+    async with conn.cursor() as cur:
+        await cur.execute(sql, args or None)
+        row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def com_rollback(conn: Any) -> int:
+    """How many ROLLBACK statements this session has run (session status)."""
+    async with conn.cursor() as cur:
+        await cur.execute("SHOW SESSION STATUS LIKE 'Com_rollback'")
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[1])
+
+
+async def end_query(admin: Admin, thread_id: int) -> None:
+    """Stop the server thread of a dropped connection still running its SLEEP."""
+    with contextlib.suppress(pymysql.err.MySQLError):  # it may be gone already
+        await admin.scalar(f"KILL {int(thread_id)}")
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+@pytest_asyncio.fixture
+async def table(admin: Admin) -> AsyncIterator[str]:
+    """An empty InnoDB table for this module, dropped afterwards."""
+    await admin.scalar("SET SESSION sql_notes = 0")  # no "Unknown table" note (a Warning)
+    await admin.scalar(f"DROP TABLE IF EXISTS {TABLE}")
+    await admin.scalar(f"CREATE TABLE {TABLE} (v INT) ENGINE=InnoDB")
+    try:
+        yield TABLE
+    finally:
+        await admin.scalar(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+# ------------------------------------------------------ reset_on_return="rollback"
+
+
+async def test_open_transaction_is_rolled_back_on_return(
+    make_pool: PoolFactory, admin: Admin, table: str
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+
+    async def open_transactions(thread_id: int) -> int:
+        # InnoDB refreshes this view only when it was not read for 0.1 s:
+        # callers poll it more slowly than that.
+        count = await admin.scalar(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s",
+            thread_id,
+        )
+        return int(count)
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        async with conn.cursor() as cur:
+            await cur.execute("BEGIN")
+            await cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
+        assert conn.server_status & SERVER_STATUS_IN_TRANS
+        await until_async(lambda: _equals(open_transactions(thread_id), 1), interval=0.15)
+        # No COMMIT: the block ends with the transaction open.
+
+    await until_async(lambda: _equals(open_transactions(thread_id), 0), interval=0.15)
+    assert await admin.scalar(f"SELECT COUNT(*) FROM {table}") == 0
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert not conn.server_status & SERVER_STATUS_IN_TRANS
+        assert await scalar(conn, "SELECT @@in_transaction") == 0
+        # Its own uncommitted row would still be visible to it: it is gone.
+        assert await scalar(conn, f"SELECT COUNT(*) FROM {table}") == 0
+    assert pool.stats().discarded == 0
+    pool._check_invariants()
+
+
+async def test_autocommit_select_costs_no_rollback(make_pool: PoolFactory, table: str) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)  # autocommit on: the default
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        assert conn.get_autocommit()
+        before = await com_rollback(conn)
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert await scalar(conn, f"SELECT COUNT(*) FROM {table}") == 0
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        after = await com_rollback(conn)
+
+    assert after == before
+    pool._check_invariants()
+
+
+async def test_autocommit_off_select_is_rolled_back(make_pool: PoolFactory, table: str) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0, autocommit=False)
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        assert not conn.get_autocommit()
+        before = await com_rollback(conn)  # a statement too: rolled back at return (+1)
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert await scalar(conn, f"SELECT COUNT(*) FROM {table}") == 0
+        # The snapshot is open although the server's in-trans flag is off.
+        assert not conn.server_status & SERVER_STATUS_IN_TRANS
+        assert await scalar(conn, "SELECT @@in_transaction") == 1
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        after = await com_rollback(conn)
+
+    assert after - before == 2
+    pool._check_invariants()
+
+
+# --------------------------------------------------------- reset_on_return="reset"
+
+
+async def test_reset_wipes_session_state_and_reruns_init(make_pool: PoolFactory) -> None:
+    init_calls: list[int] = []
+
+    async def init(conn: Any) -> None:
+        init_calls.append(conn.thread_id())
+        async with conn.cursor() as cur:
+            await cur.execute("SET @inited = 1")
+
+    pool = await make_pool(
+        pool_size=1, max_overflow=0, reset_on_return="reset", charset="utf8mb4", init=init
+    )
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        assert init_calls == [thread_id]
+        default_sql_mode = await scalar(conn, "SELECT @@SESSION.sql_mode")
+        assert default_sql_mode != ""
+        async with conn.cursor() as cur:
+            await cur.execute("SET @x = 1, @inited = NULL")
+            await cur.execute("CREATE TEMPORARY TABLE mp_release_tmp (i INT)")
+            await cur.execute("USE information_schema")
+            await cur.execute("SET SESSION sql_mode = ''")
+            await cur.execute("SET NAMES latin1")
+            await cur.execute("SET autocommit = 0")
+        # Each change really took effect on this session.
+        assert await scalar(conn, "SELECT @x") == 1
+        assert await scalar(conn, "SELECT COUNT(*) FROM test.mp_release_tmp") == 0
+        assert await scalar(conn, "SELECT DATABASE()") == "information_schema"
+        assert await scalar(conn, "SELECT @@SESSION.sql_mode") == ""
+        assert await scalar(conn, "SELECT @@character_set_client") == "latin1"
+        assert await scalar(conn, "SELECT @@autocommit") == 0
+
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert init_calls == [thread_id, thread_id]  # once at open, once after the reset
+        assert await scalar(conn, "SELECT @x") is None
+        assert await scalar(conn, "SELECT @inited") == 1
+        assert await scalar(conn, "SELECT DATABASE()") == "test"
+        assert await scalar(conn, "SELECT @@SESSION.sql_mode") == default_sql_mode
+        assert await scalar(conn, "SELECT @@character_set_client") == "utf8mb4"
+        assert await scalar(conn, "SELECT @@autocommit") == 1
+        assert conn.get_autocommit()
+        with pytest.raises(pymysql.err.ProgrammingError) as excinfo:
+            await scalar(conn, "SELECT COUNT(*) FROM test.mp_release_tmp")
+        assert excinfo.value.args[0] == 1146  # no such table: the temporary table is gone
+    assert init_calls == [thread_id] * 3
+    assert pool.stats().discarded == 0
+    pool._check_invariants()
+
+
+@pytest.mark.parametrize(
+    ("change", "setting", "changed", "configured"),
+    [
+        ("autocommit", "@@autocommit", 0, 1),
+        ("charset", "@@character_set_client", "latin1", "utf8mb4"),
+    ],
+)
+async def test_reset_undoes_changes_made_through_the_driver(
+    make_pool: PoolFactory, change: str, setting: str, changed: Any, configured: Any
+) -> None:
+    """``conn.autocommit(False)`` and ``conn.set_charset()`` change the session too."""
+    pool = await make_pool(pool_size=1, max_overflow=0, reset_on_return="reset", charset="utf8mb4")
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        assert await scalar(conn, f"SELECT {setting}") == configured
+        if change == "autocommit":
+            await conn.autocommit(False)
+        else:
+            await conn.set_charset("latin1")
+        assert await scalar(conn, f"SELECT {setting}") == changed
+
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert await scalar(conn, f"SELECT {setting}") == configured
+    pool._check_invariants()
+
+
+async def test_no_reset_leaves_session_state_to_the_next_user(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0, reset_on_return=None)
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        async with conn.cursor() as cur:
+            await cur.execute("SET @x = 1")
+
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert await scalar(conn, "SELECT @x") == 1
+    pool._check_invariants()
+
+
+# ------------------------------------------------------------- unknown state
+
+
+async def test_connection_loss_in_the_block_discards_the_connection(
+    make_pool: PoolFactory, admin: Admin
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    seen: list[Any] = []
+
+    async def use_killed_connection() -> None:
+        async with pool.acquire() as conn:
+            seen.append(conn)
+            await admin.kill(conn)
+            await scalar(conn, "SELECT 1")
+
+    with pytest.raises(pymysql.err.OperationalError) as excinfo:
+        await use_killed_connection()
+    assert excinfo.value.args[0] in (2006, 2013)
+    [conn] = seen
+    thread_id = conn.thread_id()
+
+    stats = pool.stats()
+    assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
+    assert conn.closed
+    pool._check_invariants()
+    async with pool.acquire() as conn:
+        assert conn.thread_id() != thread_id
+        assert await scalar(conn, "SELECT 1") == 1
+    pool._check_invariants()
+
+
+async def test_sql_error_in_the_block_keeps_the_connection(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    seen: list[int] = []
+
+    async def run_bad_sql() -> None:
+        async with pool.acquire() as conn:
+            seen.append(conn.thread_id())
+            await scalar(conn, "SELEKT 1")
+
+    with pytest.raises(pymysql.err.ProgrammingError) as excinfo:
+        await run_bad_sql()
+    assert excinfo.value.args[0] == 1064
+    [thread_id] = seen
+
+    assert pool.stats().discarded == 0
+    assert len(pool) == 1
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert await scalar(conn, "SELECT 1") == 1
+    pool._check_invariants()
+
+
+async def test_holder_cancelled_mid_query_discards_the_connection(
+    make_pool: PoolFactory, admin: Admin
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    acquired: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def holder() -> None:
+        async with pool.acquire() as conn:
+            acquired.set_result(conn.thread_id())
+            await scalar(conn, "SELECT SLEEP(5)")
+
+    task = asyncio.create_task(holder())
+    thread_id = await acquired
+
+    async def sleeping() -> bool:
+        found = await admin.scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE ID = %s AND INFO LIKE 'SELECT SLEEP%%'",
+            thread_id,
+        )
+        return bool(found)
+
+    await until_async(sleeping)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await end_query(admin, thread_id)
+
+    stats = pool.stats()
+    assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
+    pool._check_invariants()
+    async with pool.acquire() as conn:
+        assert conn.thread_id() != thread_id
+        assert await scalar(conn, "SELECT 1") == 1
+    assert pool.stats().in_use == 0
+    pool._check_invariants()
+
+
+@pytest.mark.parametrize("caught", [False, True], ids=["timeout-propagates", "timeout-caught"])
+async def test_holder_timed_out_mid_query_discards_the_connection(
+    make_pool: PoolFactory, admin: Admin, caught: bool
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+
+    seen: list[int] = []
+
+    async def run_into_timeout() -> None:
+        async with pool.acquire() as conn:
+            seen.append(conn.thread_id())
+            cur = await conn.cursor()
+            try:
+                await asyncio.wait_for(cur.execute("SELECT SLEEP(5)"), 0.2)
+            except TimeoutError:
+                if not caught:
+                    raise
+
+    if caught:
+        await run_into_timeout()
+    else:
+        with pytest.raises(TimeoutError):
+            await run_into_timeout()
+    [thread_id] = seen
+    await end_query(admin, thread_id)
+
+    stats = pool.stats()
+    assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
+    pool._check_invariants()
+    async with pool.acquire() as conn:
+        assert conn.thread_id() != thread_id
+        assert await scalar(conn, "SELECT 1") == 1
+    pool._check_invariants()
+
+
+async def test_unread_streaming_result_discards_the_connection(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    many_rows = (
+        "WITH RECURSIVE s (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1000)"
+        " SELECT n FROM s"
+    )
+
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        cur = await conn.cursor(aiomysql.SSCursor)
+        await cur.execute(many_rows)
+        assert await cur.fetchone() == (1,)
+        # Leave with 999 rows unread and the cursor open.
+
+    assert pool.stats().discarded == 1
+    assert pool.stats().open == 0
+    async with pool.acquire() as conn:
+        assert conn.thread_id() != thread_id
+        assert await scalar(conn, "SELECT 4242") == 4242
+    pool._check_invariants()
+
+
+# ------------------------------------------------------------------ misuse
+
+
+async def test_releasing_twice_raises(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    conn = await pool.acquire()
+    await pool.release(conn)
+
+    with pytest.raises(PoolError, match="already released"):
+        await pool.release(conn)
+
+    stats = pool.stats()
+    assert (stats.idle, stats.in_use, stats.open, stats.discarded) == (1, 0, 1, 0)
+    pool._check_invariants()
+    async with pool.acquire() as again:
+        assert again is conn
+        assert await scalar(again, "SELECT 1") == 1
+
+
+async def test_releasing_twice_while_the_first_release_runs_raises(
+    make_pool: PoolFactory, table: str
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    conn = await pool.acquire()
+    async with conn.cursor() as cur:
+        await cur.execute("BEGIN")
+        await cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
+    first = asyncio.create_task(pool.release(conn))  # rolls back: takes a round trip
+    # Wait until it has marked the connection as coming back, mid-rollback.
+    await until(lambda: conn in pool._in_use and pool._in_use[conn].returning)
+    assert not first.done()
+
+    with pytest.raises(PoolError, match="already released"):
+        await pool.release(conn)
+    await first
+
+    stats = pool.stats()
+    assert (stats.idle, stats.in_use, stats.open, stats.discarded) == (1, 0, 1, 0)
+    pool._check_invariants()
+
+
+async def test_releasing_a_connection_from_another_pool_raises(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    other = await make_pool(pool_size=1, max_overflow=0)
+    async with pool.acquire():
+        pass  # one idle connection in `pool`
+    conn = await other.acquire()
+
+    with pytest.raises(PoolError, match="not acquired from"):
+        await pool.release(conn)
+
+    assert (pool.stats().idle, pool.stats().in_use, pool.stats().open) == (1, 0, 1)
+    assert (other.stats().idle, other.stats().in_use) == (0, 1)
+    assert not conn.closed
+    await other.release(conn)
+    assert other.stats().idle == 1
+    pool._check_invariants()
+    other._check_invariants()
+
+
+async def test_releasing_a_plain_connection_raises_without_the_password(
+    make_pool: PoolFactory, mysql_connect_kwargs: dict[str, Any]
+) -> None:
+    # This pool never connects (min_size=0): only its name carries the password.
+    secret = "s3cret-Pw-for-release"
+    pool = await make_pool(password=secret)
+    plain = await aiomysql.connect(**mysql_connect_kwargs)
+    try:
+        with pytest.raises(PoolError) as excinfo:
+            await pool.release(plain)
+        assert secret not in str(excinfo.value)
+        assert secret not in repr(excinfo.value)
+        assert "not acquired from" in str(excinfo.value)
+        assert not plain.closed
+        assert await scalar(plain, "SELECT 1") == 1
+    finally:
+        plain.close()
+    assert pool.stats().open == 0
+    pool._check_invariants()

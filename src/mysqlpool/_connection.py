@@ -83,9 +83,10 @@ def socket_is_dead(conn: Any) -> bool:
     buffered byte (an error packet such as 4031 sent before the server closed
     the session) or an EOF means the server is done with it.
     """
-    writer = conn._writer
-    if writer is None or writer.transport.is_closing():
+    if conn._writer is None:
         return True
+    # A transport that lost its connection feeds EOF or an exception to the
+    # reader, so the reader alone tells.
     reader = conn._reader
     return bool(reader._eof or reader._buffer or reader._exception is not None)
 

@@ -655,7 +655,8 @@ class Pool:
             self._free_slot()
             return
         now = time.monotonic()
-        reason = self._retire_reason(entry, now)
+        # The socket was checked by the caller, with no await since.
+        reason = self._age_reason(entry, now)
         if reason is not None:
             self._retire(entry, reason)
             self._free_slot()
@@ -696,6 +697,9 @@ class Pool:
     def _retire_reason(self, entry: _Entry, now: float) -> str | None:
         if wire.socket_is_dead(entry.conn):
             return "closed by the server"
+        return self._age_reason(entry, now)
+
+    def _age_reason(self, entry: _Entry, now: float) -> str | None:
         if self._recycle is not None and now - entry.stamp >= self._recycle:
             return "recycle"
         if self._max_lifetime is not None and now - entry.opened_at >= self._max_lifetime:

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import time
 import traceback
 import weakref
@@ -553,7 +554,7 @@ class Pool:
         if began is not None and self._loop is not None:
             self._wait_time += self._loop.time() - began
         if self._leak_timeout is not None and self._loop is not None:
-            entry.acquired_at = traceback.format_stack()[:-3]
+            entry.acquired_at = _caller_stack()
             entry.leak_handle = self._loop.call_later(self._leak_timeout, self._report_leak, entry)
         return conn
 
@@ -920,6 +921,17 @@ async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) ->
     pool = Pool(dsn, **options)
     await pool.open()
     return pool
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_stack() -> list[str]:
+    """The current stack, minus the pool's own frames at its end: where acquire() was called."""
+    frames = traceback.extract_stack()
+    while frames and os.path.dirname(os.path.abspath(frames[-1].filename)) == _PACKAGE_DIR:
+        frames.pop()
+    return traceback.format_list(frames)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> int:

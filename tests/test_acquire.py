@@ -18,25 +18,12 @@ import pytest
 import pytest_asyncio
 
 from mysqlpool import Pool, PoolClosed, PoolError, PoolTimeout
+from polling import until
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
 # No server needed: these pools never connect.
 OFFLINE_DSN = "mysql://root@127.0.0.1:3306/test"
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``predicate`` between loop iterations; fail the test after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    spins = 0
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"condition not reached within {timeout} s: {what or predicate}")
-        # sleep(0) first, so a state reached in a few iterations is seen at once;
-        # then back off while something waits for the server.
-        await asyncio.sleep(0 if spins < 200 else 0.001)
-        spins += 1
 
 
 async def scalar(conn: Any, sql: str, *args: Any) -> Any:

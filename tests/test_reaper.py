@@ -9,37 +9,19 @@ awaited by polling the pool's own state.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from conftest import Admin, PoolFactory
+from polling import until
 
 RECYCLE = 0.3  # seconds
 INTERVAL = 0.05  # reaper_interval: several passes per RECYCLE
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-async def until(
-    predicate: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 5.0
-) -> None:
-    """Poll ``predicate`` (sync or async) until it is true; fail after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"still not {what} after {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 async def scalar(conn: Any, sql: str) -> Any:

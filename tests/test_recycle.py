@@ -12,9 +12,7 @@ threshold. The ages here are real wall time, kept small (0.2-0.5 s).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,29 +20,13 @@ import pytest
 from conftest import Admin, PoolFactory
 from mysqlpool._connection import socket_is_dead
 from mysqlpool._pool import auto_recycle
+from polling import until
 
 RECYCLE = 0.3  # seconds: short enough to wait for, long enough to reuse within
 REAPER_OFF = 3600.0  # reaper_interval that keeps the reaper out of a test
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-async def until(
-    predicate: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 5.0
-) -> None:
-    """Poll ``predicate`` (sync or async) until it is true; fail after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"still not {what} after {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 async def scalar(conn: Any, sql: str) -> Any:

@@ -27,8 +27,8 @@ async def account(admin: Admin, mysql_dsn: str) -> AsyncIterator[str]:
     """A DSN for a real account whose password is PASSWORD."""
     params = parse_dsn(mysql_dsn)
     for host in ("127.0.0.1", "localhost"):
-        account = f"'{USER}'@'{host}'"
-        await admin.scalar(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", PASSWORD)
+        who = f"'{USER}'@'{host}'"
+        await admin.scalar(f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY %s", PASSWORD)
         await admin.scalar(f"GRANT SELECT ON `{params.db}`.* TO '{USER}'@'{host}'")
     try:
         yield str(params.replace(user=USER, password=PASSWORD)).replace("***", PASSWORD)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiomysql
@@ -20,31 +20,10 @@ import pytest_asyncio
 
 from conftest import Admin, PoolFactory
 from mysqlpool import PoolError
+from polling import until
 
 TABLE = "mp_release_rows"
 SERVER_STATUS_IN_TRANS = 0x0001
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0)
-
-
-async def until_async(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.01
-) -> None:
-    """``until`` for a predicate that needs a round trip (an admin query)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def scalar(conn: Any, sql: str, *args: Any) -> Any:
@@ -96,7 +75,8 @@ async def test_open_transaction_is_rolled_back_on_return(
 
     async def open_transactions(thread_id: int) -> int:
         # InnoDB refreshes this view only when it was not read for 0.1 s:
-        # callers poll it more slowly than that.
+        # poll it more slowly than that.
+        await asyncio.sleep(0.15)
         count = await admin.scalar(
             "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s",
             thread_id,
@@ -109,10 +89,10 @@ async def test_open_transaction_is_rolled_back_on_return(
             await cur.execute("BEGIN")
             await cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
         assert conn.server_status & SERVER_STATUS_IN_TRANS
-        await until_async(lambda: _equals(open_transactions(thread_id), 1), interval=0.15)
+        await until(lambda: _equals(open_transactions(thread_id), 1))
         # No COMMIT: the block ends with the transaction open.
 
-    await until_async(lambda: _equals(open_transactions(thread_id), 0), interval=0.15)
+    await until(lambda: _equals(open_transactions(thread_id), 0))
     assert await admin.scalar(f"SELECT COUNT(*) FROM {table}") == 0
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
@@ -333,7 +313,7 @@ async def test_holder_cancelled_mid_query_discards_the_connection(
         )
         return bool(found)
 
-    await until_async(sleeping)
+    await until(sleeping)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -363,14 +343,14 @@ async def test_holder_timed_out_mid_query_discards_the_connection(
             cur = await conn.cursor()
             try:
                 await asyncio.wait_for(cur.execute("SELECT SLEEP(5)"), 0.2)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin on Python 3.10
                 if not caught:
                     raise
 
     if caught:
         await run_into_timeout()
     else:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await run_into_timeout()
     [thread_id] = seen
     await end_query(admin, thread_id)

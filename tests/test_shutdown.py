@@ -9,33 +9,13 @@ task and no socket behind. ``terminate()`` closes everything now.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from conftest import Admin, PoolFactory
 from mysqlpool import Pool, PoolClosed
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0)
-
-
-async def until_async(predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """``until`` for a predicate that needs a round trip (an admin query)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
+from polling import until
 
 
 async def gone(admin: Admin, thread_id: int) -> None:
@@ -44,7 +24,7 @@ async def gone(admin: Admin, thread_id: int) -> None:
     async def dead() -> bool:
         return not await admin.is_alive(thread_id)
 
-    await until_async(dead)
+    await until(dead)
 
 
 async def scalar(conn: Any, sql: str) -> Any:

@@ -13,6 +13,7 @@ import pymysql
 import pytest
 
 from mysqlpool import Pool, PoolStats, PoolTimeout
+from polling import until
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -31,18 +32,6 @@ API_FIELDS = {
     "timeouts",
     "wait_time",
 }
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``predicate`` between loop iterations; fail the test after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    spins = 0
-    while not predicate():
-        if loop.time() > deadline:
-            pytest.fail(f"condition not reached within {timeout} s: {what or predicate}")
-        await asyncio.sleep(0 if spins < 200 else 0.001)
-        spins += 1
 
 
 async def scalar(conn: Any, sql: str, *args: Any) -> Any:

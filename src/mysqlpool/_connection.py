@@ -8,7 +8,6 @@ nowhere else, so a driver upgrade has one module to check.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,11 +24,14 @@ __all__ = [
     "Connection",
     "InitCallback",
     "close_connection",
+    "has_unread_result",
     "is_connection_lost",
     "needs_rollback",
     "open_connection",
     "ping",
+    "read_wait_timeout",
     "reset_session",
+    "result_marker",
     "socket_is_dead",
 ]
 
@@ -181,6 +183,3 @@ def close_connection(conn: Any, *, graceful: bool) -> None:
         writer.write(_QUIT_PACKET)
     conn.close()
 
-
-# Every cleanup path catches this and re-raises (never swallows a cancel).
-CLEANUP_EXCEPTIONS: tuple[type[BaseException], ...] = (Exception, asyncio.CancelledError)

@@ -1,7 +1,7 @@
 """Shared test fixtures: where the database server is, and loop hygiene.
 
-This is the ONE place the tests find their server. ``mysql_dsn`` resolves, once
-per session and in this order:
+This is the ONE place the tests find their server. ``mysql_dsn`` resolves it once
+per session, as ``python -m mysqlpool demo`` does (``mysqlpool._discovery``):
 
 1. the ``MYSQL_DSN`` environment variable, used as given;
 2. the local default ``mysql://root@127.0.0.1:3306/test``, if something listens
@@ -23,132 +23,32 @@ failure instead of a log line nobody reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomysql
-import pymysql
 import pytest
 import pytest_asyncio
 
 from mysqlpool import Pool, parse_dsn
-
-LOCAL_DSN = "mysql://root@127.0.0.1:3306/test"
-CONTAINER_IMAGE = "mariadb:10.11"
-
-
-def _probe(dsn: str) -> str | None:
-    """Return None if ``dsn`` accepts a login and answers ``SELECT 1``, else why not."""
-    params = parse_dsn(dsn)
-    kwargs: dict[str, Any] = {
-        "host": params.host,
-        "port": params.port,
-        "user": params.user,
-        "password": params.password,
-        "database": params.db,  # PyMySQL's name for it
-    }
-    try:
-        with socket.create_connection((kwargs["host"], kwargs["port"]), timeout=2):
-            pass
-    except OSError as exc:
-        return f"nothing listens on {kwargs['host']}:{kwargs['port']} ({exc})"
-    try:
-        conn = pymysql.connect(**kwargs, connect_timeout=2)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-                cur.fetchone()
-        finally:
-            conn.close()
-    except pymysql.MySQLError as exc:
-        return f"login to {kwargs['host']}:{kwargs['port']} failed ({exc})"
-    return None
-
-
-def _docker_ping() -> str | None:
-    """Return None if a Docker engine answers ``GET /_ping``, else why not.
-
-    Done by hand: ``docker.from_env()`` leaks a socket (a ResourceWarning,
-    an error here) when no engine runs.
-    """
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    try:
-        if host.startswith("unix://"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(2)
-            address: Any = host.removeprefix("unix://")
-        elif host.startswith("tcp://"):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.settimeout(2)
-            netloc = urlsplit(host)
-            address = (netloc.hostname, netloc.port or 2375)
-        else:
-            return f"DOCKER_HOST={host} is not understood"
-        with sock:
-            sock.connect(address)
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            status = sock.recv(64).split(b"\r\n", 1)[0]
-    except OSError as exc:
-        return f"no Docker engine answers at {host} ({exc})"
-    if b" 200 " not in status + b" ":
-        return f"Docker engine at {host} said {status!r}"
-    return None
-
-
-def _start_container() -> tuple[Any, str] | str:
-    """Start a MariaDB container; return (container, dsn), or why it was not possible."""
-    try:
-        try:  # testcontainers >= 4.15 moved it; the old path warns
-            from testcontainers.community.mysql import MySqlContainer
-        except ImportError:
-            from testcontainers.mysql import MySqlContainer
-    except ImportError:
-        return "testcontainers is not installed (pip install -e '.[testcontainers]')"
-    docker_problem = _docker_ping()
-    if docker_problem is not None:
-        return docker_problem
-    container = MySqlContainer(CONTAINER_IMAGE, username="root", password="test", dbname="test")
-    try:
-        container.start()
-        host = container.get_container_host_ip()
-        port = int(container.get_exposed_port(3306))
-    except Exception as exc:
-        container.stop()
-        return f"starting {CONTAINER_IMAGE} failed ({exc})"
-    return container, f"mysql://root:test@{host}:{port}/test"
+from mysqlpool._discovery import CommandError, resolve_server
 
 
 @pytest.fixture(scope="session")
 def mysql_dsn() -> Iterator[str]:
     """DSN of a MySQL/MariaDB server the tests may use freely (see module docstring)."""
-    env_dsn = os.environ.get("MYSQL_DSN")
-    if env_dsn:
-        yield env_dsn
-        return
-
-    local_problem = _probe(LOCAL_DSN)
-    if local_problem is None:
-        yield LOCAL_DSN
-        return
-
-    started = _start_container()
-    if isinstance(started, str):
-        message = (
-            f"no MySQL/MariaDB server for the tests: MYSQL_DSN is unset; "
-            f"{LOCAL_DSN}: {local_problem}; container: {started}"
-        )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.exit(message, returncode=1)
-        pytest.skip(message)
-    container, dsn = started
-    try:
-        yield dsn
-    finally:
-        container.stop()
+    with contextlib.ExitStack() as stack:
+        try:
+            server = resolve_server(None, stack, verbose=True)
+        except CommandError as exc:
+            message = f"no MySQL/MariaDB server for the tests: {exc}"
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.exit(message, returncode=1)
+            pytest.skip(message)
+        yield server.dsn
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import pymysql
 import pytest
 
-from mysqlpool import _demo, parse_dsn
+from mysqlpool import _demo, _discovery, parse_dsn
 from mysqlpool.__main__ import main
 
 UNREACHABLE_DSN = "mysql://root:s3cret@127.0.0.1:1/test"  # port 1: refused at once
@@ -133,7 +133,7 @@ def test_no_server_anywhere_says_what_was_tried(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("MYSQL_DSN", raising=False)
-    monkeypatch.setattr(_demo, "LOCAL_DSN", "mysql://root@127.0.0.1:1/test")
+    monkeypatch.setattr(_discovery, "LOCAL_DSN", "mysql://root@127.0.0.1:1/test")
     monkeypatch.setitem(sys.modules, "testcontainers", None)  # import fails
     assert main(["demo", "--no-progress"]) == 1
     captured = capsys.readouterr()
@@ -172,8 +172,8 @@ class _FakeContainer:
 def fake_testcontainers(monkeypatch: pytest.MonkeyPatch) -> type[_FakeContainer]:
     """No env DSN, no local server, and a testcontainers whose Docker "answers"."""
     monkeypatch.delenv("MYSQL_DSN", raising=False)
-    monkeypatch.setattr(_demo, "LOCAL_DSN", "mysql://root@127.0.0.1:1/test")
-    monkeypatch.setattr(_demo, "_docker_ping", lambda: None)
+    monkeypatch.setattr(_discovery, "LOCAL_DSN", "mysql://root@127.0.0.1:1/test")
+    monkeypatch.setattr(_discovery, "_docker_ping", lambda: None)
     module = types.ModuleType("testcontainers.community.mysql")
     module.MySqlContainer = _FakeContainer  # type: ignore[attr-defined]
     for name in ("testcontainers", "testcontainers.community"):
@@ -185,7 +185,7 @@ def fake_testcontainers(monkeypatch: pytest.MonkeyPatch) -> type[_FakeContainer]
 
 def test_container_is_used_then_stopped(fake_testcontainers: type[_FakeContainer]) -> None:
     with contextlib.ExitStack() as stack:
-        server = _demo.resolve_server(None, stack)
+        server = _discovery.resolve_server(None, stack)
         [container] = fake_testcontainers.instances
         assert container.image == "mariadb:10.11"
         assert not container.stopped
@@ -199,8 +199,8 @@ def test_container_that_fails_to_start_is_stopped(
     fake_testcontainers: type[_FakeContainer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fake_testcontainers, "fail_start", True)
-    with contextlib.ExitStack() as stack, pytest.raises(_demo.CommandError) as raised:
-        _demo.resolve_server(None, stack)
+    with contextlib.ExitStack() as stack, pytest.raises(_discovery.CommandError) as raised:
+        _discovery.resolve_server(None, stack)
     assert raised.value.status == 1
     assert str(raised.value).endswith("docker: starting mariadb:10.11 failed (pull access denied)")
     [container] = fake_testcontainers.instances
@@ -210,7 +210,7 @@ def test_container_that_fails_to_start_is_stopped(
 def test_driver_error_text_never_shows_the_password() -> None:
     params = parse_dsn("mysql://app:hunter22@db/shop")
     exc = pymysql.err.OperationalError(1045, "echoing hunter22 back")
-    assert _demo.describe_error(exc, params) == "echoing *** back [1045]"
+    assert _discovery.describe_error(exc, params) == "echoing *** back [1045]"
 
 
 def test_percentile_nearest_rank() -> None:

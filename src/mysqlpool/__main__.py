@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeAlias
 
-from ._demo import EXIT_USAGE, CommandError, run_demo
+from ._demo import run_demo
+from ._discovery import EXIT_USAGE, CommandError
 
 __all__ = ["build_parser", "main"]
 

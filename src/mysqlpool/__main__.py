@@ -5,8 +5,10 @@ module. A command is added by writing an ``_add_<command>`` function that
 registers its sub-parser with a ``run`` default, and listing it in
 ``_COMMANDS``.
 
-Exit status: 0 success, 1 failure (no server, a driver error), 2 usage (a bad
-option or DSN), 130 interrupted. A failure is one line on stderr,
+Exit status: 0 success; 1 failure (``demo``: no server, a driver error); 2
+usage (a bad option or DSN) and, for ``doctor``, every way the server can't
+be examined (unreachable, bad credentials, unknown database); 130
+interrupted. A failure is one line on stderr,
 ``mysqlpool <command>: <what went wrong>``, never a traceback or a password.
 """
 
@@ -19,6 +21,7 @@ from typing import TypeAlias
 
 from ._demo import run_demo
 from ._discovery import EXIT_USAGE, CommandError
+from ._doctor import run_doctor
 
 __all__ = ["build_parser", "main"]
 
@@ -92,8 +95,34 @@ def _add_demo(commands: _Subparsers) -> None:
     parser.set_defaults(run=_run_demo)
 
 
+def _run_doctor(args: argparse.Namespace) -> int:
+    return run_doctor(args.dsn, processes=args.processes, as_json=args.json)
+
+
+def _add_doctor(commands: _Subparsers) -> None:
+    parser = commands.add_parser(
+        "doctor",
+        help="check a server and recommend pool settings for it",
+        description=(
+            "Connect once and report the server's version, timeouts, connection "
+            "limits, TLS, COM_RESET_CONNECTION support and round-trip time, with the "
+            "recycle and per-process pool_size + max_overflow to configure."
+        ),
+    )
+    _add_dsn_argument(parser)
+    parser.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="processes that will each run a pool against this server (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.set_defaults(run=_run_doctor)
+
+
 # One entry per command, in the order --help lists them.
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_demo,)
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_demo, _add_doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

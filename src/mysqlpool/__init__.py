@@ -1,5 +1,6 @@
 """mysqlpool: a fair, bounded asyncio connection pool for MySQL and MariaDB."""
 
+from ._dropin import disable, enable, is_enabled
 from ._dsn import ConnectParams, parse_dsn
 from ._manager import PoolManager
 from ._pool import Pool, create_pool
@@ -15,6 +16,9 @@ __all__ = [
     "PoolStats",
     "PoolTimeout",
     "create_pool",
+    "disable",
+    "enable",
+    "is_enabled",
     "parse_dsn",
 ]
 

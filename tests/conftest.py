@@ -130,6 +130,14 @@ async def admin(mysql_dsn: str) -> AsyncIterator[Admin]:
         conn.close()
 
 
+async def scalar(conn: Any, sql: str, *args: Any) -> Any:
+    """The first column of the first row ``sql`` returns on ``conn`` (None: no row)."""
+    async with conn.cursor() as cur:
+        await cur.execute(sql, args or None)
+        row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
 class Admin:
     """Server-side actions on other connections (KILL, process list)."""
 
@@ -137,10 +145,7 @@ class Admin:
         self.conn = conn
 
     async def scalar(self, sql: str, *args: Any) -> Any:
-        async with self.conn.cursor() as cur:
-            await cur.execute(sql, args or None)
-            row = await cur.fetchone()
-        return None if row is None else row[0]
+        return await scalar(self.conn, sql, *args)
 
     async def kill(self, conn: Any) -> None:
         """``KILL`` the server thread behind ``conn``, as an admin would."""

@@ -17,6 +17,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
+from conftest import scalar
 from mysqlpool import Pool, PoolClosed, PoolError, PoolTimeout
 from polling import until
 
@@ -26,11 +27,6 @@ PoolFactory = Callable[..., Awaitable[Pool]]
 OFFLINE_DSN = "mysql://root@127.0.0.1:3306/test"
 
 
-async def scalar(conn: Any, sql: str, *args: Any) -> Any:
-    async with conn.cursor() as cur:
-        await cur.execute(sql, args or None)
-        row = await cur.fetchone()
-    return None if row is None else row[0]
 
 
 async def queue_waiter(pool: Pool, coro: Awaitable[Any]) -> asyncio.Task[Any]:

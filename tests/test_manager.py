@@ -18,7 +18,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
-from conftest import Admin
+from conftest import Admin, scalar
 from mysqlpool import ConnectParams, Pool, PoolClosed, PoolManager, parse_dsn
 
 TEST_USER = "mp_test_user"
@@ -26,11 +26,6 @@ RIGHT_PASSWORD = "right-pw"
 WRONG_PASSWORD = "wrong-pw"
 
 
-async def scalar(conn: Any, sql: str) -> Any:
-    async with conn.cursor() as cur:
-        await cur.execute(sql)
-        row = await cur.fetchone()
-    return None if row is None else row[0]
 
 
 async def check_out(manager: PoolManager, dsn: str | None = None, **kwargs: Any) -> Any:

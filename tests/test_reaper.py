@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Admin, PoolFactory
+from conftest import Admin, PoolFactory, scalar
 from polling import until
 
 RECYCLE = 0.3  # seconds
@@ -24,13 +24,6 @@ INTERVAL = 0.05  # reaper_interval: several passes per RECYCLE
 # -- helpers --------------------------------------------------------------------
 
 
-async def scalar(conn: Any, sql: str) -> Any:
-    """The first column of the first row of ``sql`` run on ``conn``."""
-    async with conn.cursor() as cur:
-        await cur.execute(sql)
-        row = await cur.fetchone()
-    assert row is not None
-    return row[0]
 
 
 async def gone(admin: Admin, thread_id: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Admin, PoolFactory
+from conftest import Admin, PoolFactory, scalar
 from mysqlpool._connection import socket_is_dead
 from mysqlpool._pool import auto_recycle
 from polling import until
@@ -29,13 +29,6 @@ REAPER_OFF = 3600.0  # reaper_interval that keeps the reaper out of a test
 # -- helpers --------------------------------------------------------------------
 
 
-async def scalar(conn: Any, sql: str) -> Any:
-    """The first column of the first row of ``sql`` run on ``conn``."""
-    async with conn.cursor() as cur:
-        await cur.execute(sql)
-        row = await cur.fetchone()
-    assert row is not None
-    return row[0]
 
 
 async def gone(admin: Admin, thread_id: int) -> bool:

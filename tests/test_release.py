@@ -18,7 +18,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
-from conftest import Admin, PoolFactory
+from conftest import Admin, PoolFactory, scalar
 from mysqlpool import PoolError
 from polling import until
 
@@ -26,12 +26,6 @@ TABLE = "mp_release_rows"
 SERVER_STATUS_IN_TRANS = 0x0001
 
 
-async def scalar(conn: Any, sql: str, *args: Any) -> Any:
-    """First column of the first row of ``sql`` run on ``conn``."""
-    async with conn.cursor() as cur:
-        await cur.execute(sql, args or None)
-        row = await cur.fetchone()
-    return None if row is None else row[0]
 
 
 async def com_rollback(conn: Any) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Admin, PoolFactory
+from conftest import Admin, PoolFactory, scalar
 from mysqlpool import Pool, PoolClosed
 from polling import until
 
@@ -27,11 +27,6 @@ async def gone(admin: Admin, thread_id: int) -> None:
     await until(dead)
 
 
-async def scalar(conn: Any, sql: str) -> Any:
-    async with conn.cursor() as cur:
-        await cur.execute(sql)
-        row = await cur.fetchone()
-    return None if row is None else row[0]
 
 
 def only_this_task_left() -> bool:

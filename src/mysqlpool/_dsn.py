@@ -24,6 +24,8 @@ from typing import Any, NoReturn
 
 import aiomysql
 
+from ._options import POOL_OPTION_DEFAULTS
+
 __all__ = ["ConnectParams", "parse_dsn"]
 
 # Salted so that a key (which may end up in logs or stats) cannot be checked
@@ -843,6 +845,11 @@ def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
         raw_name, eq, raw_value = item.partition("=")
         name = _decode(raw_name, "an option name", plus=True)
         shown = _show(name, secrets)
+        if name in POOL_OPTION_DEFAULTS:
+            _fail(
+                f"{name} is a pool option, not a connection option: give this DSN to "
+                "Pool(), create_pool() or PoolManager"
+            )
         if name not in _OPTIONS:
             known = ", ".join(sorted(_OPTIONS))
             _fail(f"unknown option {shown} (known options: {known})")

@@ -8,6 +8,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from ._dsn import ConnectParams, resolve_params
+from ._options import split_pool_options
 from ._pool import Pool
 from ._stats import PoolStats
 from .errors import PoolClosed
@@ -45,16 +46,23 @@ class PoolManager:
         Raises:
             PoolClosed: the manager is closed.
         """
-        pool = self._pool_for(resolve_params(dsn, connect_kwargs))
+        pool = self._pool_for(dsn, connect_kwargs)
         await pool.open()
         return pool
 
-    def _pool_for(self, params: ConnectParams) -> Pool:
+    def _pool_for(self, dsn: str | ConnectParams | None, connect_kwargs: dict[str, Any]) -> Pool:
+        """The pool for these parameters, created (not opened) if new."""
         if self._closed:
             raise PoolClosed("PoolManager is closed")
+        pool_options: dict[str, Any] = {}
+        if isinstance(dsn, str):
+            # Pool options in a DSN shape the pool created for it; they are
+            # not part of the identity, so the first DSN for a key decides.
+            dsn, pool_options = split_pool_options(dsn)
+        params = resolve_params(dsn, connect_kwargs)
         pool = self._pools.get(params.key)
         if pool is None:
-            pool = Pool(params, **self._options)
+            pool = Pool(params, **{**self._options, **pool_options})
             self._pools[params.key] = pool
         return pool
 
@@ -63,7 +71,7 @@ class PoolManager:
     ) -> _ManagedAcquire:
         """``async with manager.acquire(dsn_or_kwargs) as conn``: check out of
         the pool for those parameters."""
-        return _ManagedAcquire(self, resolve_params(dsn, connect_kwargs))
+        return _ManagedAcquire(self, dsn, connect_kwargs)
 
     @property
     def pools(self) -> Mapping[tuple[Any, ...], Pool]:
@@ -107,16 +115,22 @@ class PoolManager:
 
 
 class _ManagedAcquire:
-    __slots__ = ("_conn", "_manager", "_params", "_pool")
+    __slots__ = ("_conn", "_connect_kwargs", "_dsn", "_manager", "_pool")
 
-    def __init__(self, manager: PoolManager, params: ConnectParams) -> None:
+    def __init__(
+        self,
+        manager: PoolManager,
+        dsn: str | ConnectParams | None,
+        connect_kwargs: dict[str, Any],
+    ) -> None:
         self._manager = manager
-        self._params = params
+        self._dsn = dsn
+        self._connect_kwargs = connect_kwargs
         self._pool: Pool | None = None
         self._conn: Any = None
 
     async def __aenter__(self) -> Any:
-        pool = await self._manager.get_pool(self._params)
+        pool = await self._manager.get_pool(self._dsn, **self._connect_kwargs)
         self._conn = await pool.acquire()
         self._pool = pool
         return self._conn

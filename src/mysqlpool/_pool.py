@@ -23,13 +23,14 @@ import os
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Literal
 
 from . import _connection as wire
 from ._connection import InitCallback
 from ._dsn import ConnectParams, resolve_params
+from ._options import POOL_OPTION_DEFAULTS, split_pool_options
 from ._stats import PoolStats
 from .errors import PoolClosed, PoolError, PoolTimeout
 
@@ -38,6 +39,10 @@ __all__ = ["Pool", "create_pool"]
 logger = logging.getLogger("mysqlpool")
 
 ResetMode = Literal["rollback", "reset"]
+#: ``on_connect``, ``on_checkout``, ``on_checkin``: called with the connection.
+ConnectionHook = Callable[[Any], None]
+#: ``on_discard``: called with the connection and why it is being closed.
+DiscardHook = Callable[[Any, str], None]
 
 #: ``pre_ping=True`` pings a connection that has been idle this long (seconds).
 DEFAULT_PRE_PING_AFTER = 1.0
@@ -131,7 +136,17 @@ class Pool:
             the least recently returned, which spreads use evenly).
         name: how logs, errors and stats name the pool (default: the DSN with
             its password redacted).
+        on_connect, on_checkout, on_checkin: ``hook(conn)`` called (synchronously)
+            when a connection is opened, handed out, and given back.
+        on_discard: ``hook(conn, reason)`` called when the pool closes a
+            connection (reason: ``"recycle"``, ``"max_lifetime"``,
+            ``"pool full"``, ``"pool closed"``, ``"connection closed"``, ...).
+            A hook that raises is logged and ignored.
         connect_kwargs: other ``aiomysql.connect`` keywords.
+
+    Every option but ``init`` and the hooks may also be given in the DSN's
+    query string (``?pool_size=10&recycle=auto``); an option given both
+    ways must agree.
 
     Raises:
         ValueError: for an option out of range or a malformed DSN (the message
@@ -155,10 +170,50 @@ class Pool:
         leak_timeout: float | None = None,
         lifo: bool = False,
         name: str | None = None,
+        on_connect: ConnectionHook | None = None,
+        on_checkout: ConnectionHook | None = None,
+        on_checkin: ConnectionHook | None = None,
+        on_discard: DiscardHook | None = None,
         **connect_kwargs: Any,
     ) -> None:
+        if isinstance(dsn, str):
+            dsn, from_dsn = split_pool_options(dsn)
+            if from_dsn:
+                given = {
+                    "pool_size": pool_size,
+                    "max_overflow": max_overflow,
+                    "timeout": timeout,
+                    "recycle": recycle,
+                    "max_lifetime": max_lifetime,
+                    "pre_ping": pre_ping,
+                    "reset_on_return": reset_on_return,
+                    "min_size": min_size,
+                    "reaper_interval": reaper_interval,
+                    "leak_timeout": leak_timeout,
+                    "lifo": lifo,
+                    "name": name,
+                }
+                merged = _merge_dsn_options(given, from_dsn)
+                pool_size, max_overflow = merged["pool_size"], merged["max_overflow"]
+                timeout, recycle = merged["timeout"], merged["recycle"]
+                max_lifetime, pre_ping = merged["max_lifetime"], merged["pre_ping"]
+                reset_on_return, min_size = merged["reset_on_return"], merged["min_size"]
+                reaper_interval, leak_timeout = merged["reaper_interval"], merged["leak_timeout"]
+                lifo, name = merged["lifo"], merged["name"]
         self._params = resolve_params(dsn, connect_kwargs)
         self._name = name if name is not None else str(self._params)
+        for hook_name, hook in (
+            ("on_connect", on_connect),
+            ("on_checkout", on_checkout),
+            ("on_checkin", on_checkin),
+            ("on_discard", on_discard),
+        ):
+            if hook is not None and not callable(hook):
+                raise ValueError(f"{hook_name} must be a callable, got {hook!r}")
+        self._on_connect = on_connect
+        self._on_checkout = on_checkout
+        self._on_checkin = on_checkin
+        self._on_discard = on_discard
         self._pool_size = _check_int("pool_size", pool_size, minimum=1)
         self._max_overflow = (
             None if max_overflow is None else _check_int("max_overflow", max_overflow, minimum=0)
@@ -313,7 +368,7 @@ class Pool:
                 fut.set_exception(PoolClosed(f"pool {self._name} closed while waiting"))
         while self._idle.qsize():
             entry = self._idle.get_nowait()
-            self._close(entry, graceful=True)
+            self._close(entry, "pool closed", graceful=True)
             self._slots -= 1
         self._note_drained()
         logger.debug("pool %s: closing", self._name)
@@ -474,7 +529,7 @@ class Pool:
         self._opening -= 1
         entry = self._new_entry(conn)
         if self._closed:
-            self._close(entry, graceful=True)
+            self._close(entry, "pool closed", graceful=True)
             self._free_slot()
             raise PoolClosed(f"pool {self._name} closed while a connection was opening")
         self._in_use[conn] = entry
@@ -483,7 +538,16 @@ class Pool:
     def _new_entry(self, conn: Any) -> _Entry:
         self._opened_total += 1
         self._known.add(conn)
+        if self._on_connect is not None:
+            self._call_hook("on_connect", self._on_connect, conn)
         return _Entry(conn, time.monotonic())
+
+    def _call_hook(self, hook_name: str, hook: Callable[..., None], *args: Any) -> None:
+        # A tracing hook that fails must not break the pool's bookkeeping.
+        try:
+            hook(*args)
+        except Exception:
+            logger.exception("pool %s: %s hook raised; ignored", self._name, hook_name)
 
     async def _connect(self) -> Any:
         """Open a connection; the first one also resolves ``recycle="auto"``."""
@@ -551,6 +615,8 @@ class Pool:
         conn = entry.conn
         entry.checkout_marker = wire.result_marker(conn)
         self._acquires += 1
+        if self._on_checkout is not None:
+            self._call_hook("on_checkout", self._on_checkout, conn)
         if began is not None and self._loop is not None:
             self._wait_time += self._loop.time() - began
         if self._leak_timeout is not None and self._loop is not None:
@@ -602,6 +668,8 @@ class Pool:
         if entry.leak_handle is not None:
             entry.leak_handle.cancel()
             entry.leak_handle = None
+        if self._on_checkin is not None:
+            self._call_hook("on_checkin", self._on_checkin, conn)
         reason = self._unknown_state_reason(conn, exc)
         if reason is None and not self._closed:
             try:
@@ -652,7 +720,7 @@ class Pool:
             self._free_slot()
             return
         if self._closed:
-            self._close(entry, graceful=True)
+            self._close(entry, "pool closed", graceful=True)
             self._free_slot()
             return
         now = time.monotonic()
@@ -674,7 +742,7 @@ class Pool:
         elif self._idle.qsize() < self._pool_size and not self._closed:
             self._idle.put_nowait(entry)
         else:
-            self._close(entry, graceful=True)
+            self._close(entry, "pool full" if not self._closed else "pool closed", graceful=True)
             self._free_slot()
 
     def _next_waiter(self) -> asyncio.Future[Any] | None:
@@ -715,14 +783,16 @@ class Pool:
         else:
             self._discarded_total += 1
         logger.debug("pool %s: closing a connection: %s", self._name, reason)
-        self._close(entry, graceful=aged)
+        self._close(entry, reason, graceful=aged)
 
-    def _close(self, entry: _Entry, *, graceful: bool) -> None:
+    def _close(self, entry: _Entry, reason: str, *, graceful: bool) -> None:
         if entry.leak_handle is not None:
             entry.leak_handle.cancel()
             entry.leak_handle = None
         wire.close_connection(entry.conn, graceful=graceful)
         self._closed_total += 1
+        if self._on_discard is not None:
+            self._call_hook("on_discard", self._on_discard, entry.conn, reason)
 
     # --------------------------------------------------------------- reaper
 
@@ -789,10 +859,29 @@ class Pool:
         self._opening -= 1
         entry = self._new_entry(conn)
         if self._closed:
-            self._close(entry, graceful=True)
+            self._close(entry, "cleared", graceful=True)
             self._free_slot()
             return
         self._offer(entry)
+
+    @classmethod
+    def from_env(cls, variable: str = "MYSQL_DSN", **options: Any) -> Pool:
+        """A pool for the DSN in environment variable ``variable`` (default ``MYSQL_DSN``).
+
+        Pool options may be in the DSN's query string (``?pool_size=10``);
+        ``options`` are the other :class:`Pool` arguments.
+
+        Raises:
+            ValueError: the variable is unset or empty, or its DSN is malformed
+                (the message names the variable, never the password).
+        """
+        dsn = os.environ.get(variable, "")
+        if not dsn.strip():
+            raise ValueError(f"environment variable {variable} is not set (expected a DSN)")
+        try:
+            return cls(dsn.strip(), **options)
+        except ValueError as exc:
+            raise ValueError(f"{variable}: {exc}") from None
 
     # ---------------------------------------------------------- inspection
 
@@ -829,7 +918,7 @@ class Pool:
         """Close every idle connection (checked-out ones are left alone)."""
         while self._idle.qsize():
             entry = self._idle.get_nowait()
-            self._close(entry, graceful=True)
+            self._close(entry, "pool closed", graceful=True)
             self._slots -= 1
         self._note_drained()
 
@@ -921,6 +1010,19 @@ async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) ->
     pool = Pool(dsn, **options)
     await pool.open()
     return pool
+
+
+def _merge_dsn_options(given: dict[str, Any], from_dsn: dict[str, Any]) -> dict[str, Any]:
+    """Pool options from the DSN replace defaults; one set both ways must agree."""
+    merged = dict(given)
+    for option, value in from_dsn.items():
+        argument = given[option]
+        if argument != POOL_OPTION_DEFAULTS[option] and argument != value:
+            raise ValueError(
+                f"{option} is given both in the DSN ({value!r}) and as an argument ({argument!r})"
+            )
+        merged[option] = value
+    return merged
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

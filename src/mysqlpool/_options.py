@@ -1,0 +1,127 @@
+"""Pool options given in a DSN's query string (``?pool_size=10&recycle=auto``).
+
+They are taken out of the DSN before it is parsed into connection
+parameters, so the connection identity (the pool key) never depends on
+them. Values are only converted to Python types here; ``Pool`` checks
+their ranges, so a bad value gets the same message wherever it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_plus
+
+__all__ = ["POOL_OPTION_DEFAULTS", "split_pool_options"]
+
+#: Every option ``Pool`` takes besides the connection itself, with its default.
+POOL_OPTION_DEFAULTS: dict[str, Any] = {
+    "pool_size": 5,
+    "max_overflow": 10,
+    "timeout": 30.0,
+    "recycle": "auto",
+    "max_lifetime": None,
+    "pre_ping": False,
+    "reset_on_return": "rollback",
+    "min_size": 0,
+    "reaper_interval": None,
+    "leak_timeout": None,
+    "lifo": False,
+    "name": None,
+}
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_NONE = frozenset({"none", "null"})
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("is not an integer") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("is not a number of seconds") from None
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("is not a boolean (true/false)")
+
+
+def _optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() in _NONE else convert(text)
+
+    return parse
+
+
+def _recycle(text: str) -> Any:
+    return "auto" if text.lower() == "auto" else _optional(_number)(text)
+
+
+def _pre_ping(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in _TRUE - {"1"} or lowered in _FALSE - {"0"}:
+        return _boolean(text)
+    return _number(text)  # a threshold in seconds; "0" pings always
+
+
+def _reset_mode(text: str) -> Any:
+    return None if text.lower() in _NONE else text
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "pool_size": _integer,
+    "max_overflow": _optional(_integer),
+    "timeout": _optional(_number),
+    "recycle": _recycle,
+    "max_lifetime": _optional(_number),
+    "pre_ping": _pre_ping,
+    "reset_on_return": _reset_mode,
+    "min_size": _integer,
+    "reaper_interval": _optional(_number),
+    "leak_timeout": _optional(_number),
+    "lifo": _boolean,
+    "name": str,
+}
+
+
+def split_pool_options(dsn: str) -> tuple[str, dict[str, Any]]:
+    """Take the pool options out of ``dsn``'s query string.
+
+    Returns the DSN without them (connection options stay, in order) and the
+    options converted to Python types.
+
+    Raises:
+        ValueError: an option given twice or a value of the wrong type; the
+            message names the option and never shows the rest of the DSN.
+    """
+    head, sep, query = dsn.partition("?")
+    if not sep:
+        return dsn, {}
+    kept: list[str] = []
+    options: dict[str, Any] = {}
+    for item in query.split("&"):
+        name, _, raw = item.partition("=")
+        if name not in _CONVERTERS:
+            kept.append(item)
+            continue
+        if name in options:
+            raise ValueError(f"invalid DSN: pool option {name} given more than once")
+        value = unquote_plus(raw)
+        try:
+            options[name] = _CONVERTERS[name](value)
+        except ValueError as exc:
+            raise ValueError(f"invalid DSN: pool option {name}={value!r} {exc}") from None
+    rest = "&".join(kept)
+    return (f"{head}?{rest}" if rest else head), options

@@ -1,0 +1,110 @@
+"""Pool options from the DSN's query string, and Pool.from_env()."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import PoolFactory, scalar
+from mysqlpool import Pool, PoolManager, parse_dsn
+
+
+def with_query(dsn: str, query: str) -> str:
+    return dsn + ("&" if "?" in dsn else "?") + query
+
+
+async def test_pool_options_are_read_from_the_dsn(mysql_dsn: str, make_pool: PoolFactory) -> None:
+    dsn = with_query(
+        mysql_dsn,
+        "pool_size=3&max_overflow=none&timeout=2.5&recycle=auto&max_lifetime=600"
+        "&pre_ping=true&reset_on_return=reset&min_size=1&reaper_interval=5"
+        "&leak_timeout=30&lifo=yes&name=orders",
+    )
+    pool = await make_pool(dsn)
+    assert pool.size == 3
+    assert pool.name == "orders"
+    assert pool._max_overflow is None
+    assert pool._timeout == 2.5
+    assert pool._max_lifetime == 600.0
+    assert pool._pre_ping_after == 1.0
+    assert pool._reset_mode == "reset"
+    assert pool._reaper_interval == 5.0
+    assert pool._leak_timeout == 30.0
+    assert pool._lifo
+    assert len(pool) == 1  # min_size=1 was applied by open()
+    async with pool.acquire() as conn:
+        assert await scalar(conn, "SELECT 1") == 1
+
+
+async def test_pool_options_do_not_change_the_connection_identity(mysql_dsn: str) -> None:
+    plain = Pool(mysql_dsn)
+    tuned = Pool(with_query(mysql_dsn, "pool_size=9&recycle=60"))
+    assert tuned.params.key == plain.params.key
+    assert tuned.recycle == 60.0
+
+
+async def test_connection_options_in_the_same_query_still_apply(mysql_dsn: str) -> None:
+    pool = Pool(with_query(mysql_dsn, "pool_size=2&charset=latin1&connect_timeout=3"))
+    assert pool.size == 2
+    assert pool.params.charset == "latin1"
+    assert pool.params.connect_timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("pool_size=many", "pool_size"),
+        ("pool_size=0", "pool_size"),
+        ("timeout=soon", "timeout"),
+        ("recycle=-1", "recycle"),
+        ("lifo=maybe", "lifo"),
+        ("reset_on_return=sometimes", "reset_on_return"),
+        ("pool_size=2&pool_size=3", "pool_size"),
+    ],
+)
+def test_a_bad_pool_option_in_the_dsn_names_it(query: str, named: str) -> None:
+    dsn = with_query("mysql://app:s3cretpw@127.0.0.1:3306/test", query)
+    with pytest.raises(ValueError, match=named) as raised:
+        Pool(dsn)
+    assert "s3cretpw" not in str(raised.value)
+
+
+def test_an_option_given_both_ways_must_agree(mysql_dsn: str) -> None:
+    with pytest.raises(ValueError, match="pool_size is given both in the DSN"):
+        Pool(with_query(mysql_dsn, "pool_size=3"), pool_size=7)
+    # The same value both ways, or the argument left at its default, is fine.
+    assert Pool(with_query(mysql_dsn, "pool_size=3"), pool_size=3).size == 3
+    assert Pool(with_query(mysql_dsn, "pool_size=3"), pool_size=5).size == 3
+
+
+def test_parse_dsn_says_a_pool_option_belongs_to_the_pool() -> None:
+    with pytest.raises(ValueError, match="pool_size is a pool option"):
+        parse_dsn("mysql://root@127.0.0.1/test?pool_size=3")
+
+
+async def test_manager_applies_pool_options_from_the_dsn(mysql_dsn: str) -> None:
+    async with PoolManager(pool_size=2) as manager:
+        pool = await manager.get_pool(with_query(mysql_dsn, "pool_size=4&name=reports"))
+        assert pool.size == 4
+        assert pool.name == "reports"
+        # Same identity without the options: the same pool.
+        assert await manager.get_pool(mysql_dsn) is pool
+
+
+async def test_from_env_reads_mysql_dsn(
+    mysql_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MYSQL_DSN", with_query(mysql_dsn, "pool_size=2"))
+    async with Pool.from_env(max_overflow=0) as pool:
+        assert pool.size == 2
+        async with pool.acquire() as conn:
+            assert await scalar(conn, "SELECT 7") == 7
+
+
+def test_from_env_names_a_missing_or_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APP_DB", raising=False)
+    with pytest.raises(ValueError, match="APP_DB is not set"):
+        Pool.from_env("APP_DB")
+    monkeypatch.setenv("APP_DB", "mysql://app:s3cretpw@127.0.0.1:3306/test?pool_size=x")
+    with pytest.raises(ValueError, match="APP_DB") as raised:
+        Pool.from_env("APP_DB")
+    assert "s3cretpw" not in str(raised.value)

@@ -56,6 +56,7 @@ _COM_RESET_CONNECTION = 0x1F
 _QUIT_PACKET = struct.pack("<I", 1) + bytes([_COM_QUIT])
 
 _SERVER_STATUS_IN_TRANS = 0x0001
+_SERVER_STATUS_AUTOCOMMIT = 0x0002
 _SERVER_STATUS_IN_TRANS_READONLY = 0x2000
 
 
@@ -114,7 +115,7 @@ def needs_rollback(conn: Any, result_at_checkout: object) -> bool:
     status = conn.server_status or 0
     if status & (_SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY):
         return True
-    return not conn.get_autocommit() and conn._result is not result_at_checkout
+    return not status & _SERVER_STATUS_AUTOCOMMIT and conn._result is not result_at_checkout
 
 
 def has_unread_result(conn: Any) -> bool:

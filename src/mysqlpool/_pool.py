@@ -250,6 +250,14 @@ class Pool:
         self._idle: asyncio.Queue[_Entry] = (
             asyncio.LifoQueue(self._pool_size) if self._lifo else asyncio.Queue(self._pool_size)
         )
+        # Nobody ever blocks on this queue (waiters are our own futures) and
+        # nobody joins it, so its getter/putter wake-ups and task counting are
+        # pure cost on the hot path: use the storage hooks that Queue and
+        # LifoQueue define for exactly this (FIFO or LIFO order).
+        self._idle_get = self._idle._get
+        self._idle_put = self._idle._put
+        self._idle_count = self._idle.qsize
+        self._idle_items: collections.abc.Sized = self._idle._queue  # type: ignore[attr-defined]
         # Checked-out connections (and those handed to a waiter or coming
         # back), by connection: how release() tells ours from foreign ones.
         self._in_use: dict[Any, _Entry] = {}
@@ -366,8 +374,8 @@ class Pool:
             fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_exception(PoolClosed(f"pool {self._name} closed while waiting"))
-        while self._idle.qsize():
-            entry = self._idle.get_nowait()
+        while self._idle_count():
+            entry = self._idle_get()
             self._close(entry, "pool closed", graceful=True)
             self._slots -= 1
         self._note_drained()
@@ -466,20 +474,43 @@ class Pool:
         idle-implies-no-waiter invariant guarantees it for the idle queue, and
         a free slot with a live waiter is always transferred at once).
         """
-        idle = self._idle
-        while idle.qsize():
-            entry = idle.get_nowait()
-            reason = self._retire_reason(entry, time.monotonic())
-            if reason is None:
-                self._in_use[entry.conn] = entry
-                return entry
-            self._retire(entry, reason)
-            self._slots -= 1
+        entry = self._take_idle()
+        if entry is not None:
+            return entry
         if self._max is None or self._slots < self._max:
             self._slots += 1
             self._opening += 1
             return _SLOT
         return None
+
+    def _take_idle(self) -> _Entry | None:
+        """Check out the first usable idle connection, closing unusable ones."""
+        items, get = self._idle_items, self._idle_get
+        recycle, lifetime = self._recycle, self._max_lifetime
+        while len(items):
+            entry = get()
+            now = time.monotonic()
+            if (
+                not wire.socket_is_dead(entry.conn)
+                and (recycle is None or now - entry.stamp < recycle)
+                and (lifetime is None or now - entry.opened_at < lifetime)
+            ):
+                self._in_use[entry.conn] = entry
+                return entry
+            self._retire(entry, self._retire_reason(entry, now) or "unusable")
+            self._slots -= 1
+        return None
+
+    def _checkout_now(self) -> Any:
+        """The fast path of acquire: an idle connection that needs no I/O, else None.
+
+        No coroutine, no await: ``async with pool.acquire()`` on a pool with
+        an idle connection costs two dict/queue operations.
+        """
+        if self._closed or not self._started or self._pre_ping_after is not None:
+            return None
+        entry = self._take_idle()
+        return None if entry is None else self._hand_out(entry, None)
 
     async def _wait(self, deadline: float | None, timeout: float | None) -> _Entry | _SlotGrant:
         loop = self._loop
@@ -654,9 +685,21 @@ class Pool:
             PoolError: ``conn`` did not come from this pool, or was already
                 released.
         """
-        await self._release(conn, None)
+        entry = self._begin_release(conn, None)
+        if entry is not None:
+            await self._reset_and_check_in(entry)
 
     async def _release(self, conn: Any, exc: BaseException | None) -> None:
+        entry = self._begin_release(conn, exc)
+        if entry is not None:
+            await self._reset_and_check_in(entry)
+
+    def _begin_release(self, conn: Any, exc: BaseException | None) -> _Entry | None:
+        """Take a connection back; finish now unless it needs a reset round trip.
+
+        Returns the entry when the caller must ``await _reset_and_check_in``,
+        None when the connection's fate is already decided (no I/O needed).
+        """
         entry = self._in_use.get(conn)
         if entry is None or entry.returning:
             if entry is not None or conn in self._known:
@@ -672,16 +715,29 @@ class Pool:
             self._call_hook("on_checkin", self._on_checkin, conn)
         reason = self._unknown_state_reason(conn, exc)
         if reason is None and not self._closed:
-            try:
-                await self._reset(entry)
-            except Exception as reset_exc:
-                reason = "reset failed"
-                logger.info(
-                    "pool %s: discarded a connection whose reset failed: %s", self._name, reset_exc
-                )
-            except BaseException:
-                self._check_in(entry, "cancelled during reset")
-                raise
+            mode = self._reset_mode
+            if mode == "reset" or (
+                mode == "rollback" and wire.needs_rollback(conn, entry.checkout_marker)
+            ):
+                return entry
+        self._check_in(entry, reason)
+        return None
+
+    async def _reset_and_check_in(self, entry: _Entry) -> None:
+        reason = None
+        try:
+            if self._reset_mode == "rollback":
+                await entry.conn.rollback()
+            else:
+                await wire.reset_session(entry.conn, self._params, self._init)
+        except Exception as reset_exc:
+            reason = "reset failed"
+            logger.info(
+                "pool %s: discarded a connection whose reset failed: %s", self._name, reset_exc
+            )
+        except BaseException:
+            self._check_in(entry, "cancelled during reset")
+            raise
         self._check_in(entry, reason)
 
     def _unknown_state_reason(self, conn: Any, exc: BaseException | None) -> str | None:
@@ -697,14 +753,6 @@ class Pool:
         if wire.has_unread_result(conn):
             return "unread result"
         return None
-
-    async def _reset(self, entry: _Entry) -> None:
-        mode = self._reset_mode
-        if mode == "rollback":
-            if wire.needs_rollback(entry.conn, entry.checkout_marker):
-                await entry.conn.rollback()
-        elif mode == "reset":
-            await wire.reset_session(entry.conn, self._params, self._init)
 
     def _check_in(self, entry: _Entry, reason: str | None) -> None:
         """Decide the fate of a returned connection. The only place that does.
@@ -731,7 +779,10 @@ class Pool:
             self._free_slot()
             return
         entry.idle_since = now
-        self._offer(entry)
+        if not self._waiters and len(self._idle_items) < self._pool_size:
+            self._idle_put(entry)  # the common case of _offer, without the call
+        else:
+            self._offer(entry)
 
     def _offer(self, entry: _Entry) -> None:
         """A healthy connection is free: oldest waiter, else the queue, else close."""
@@ -739,8 +790,8 @@ class Pool:
         if waiter is not None:
             self._in_use[entry.conn] = entry
             waiter.set_result(entry)
-        elif self._idle.qsize() < self._pool_size and not self._closed:
-            self._idle.put_nowait(entry)
+        elif self._idle_count() < self._pool_size and not self._closed:
+            self._idle_put(entry)
         else:
             self._close(entry, "pool full" if not self._closed else "pool closed", graceful=True)
             self._free_slot()
@@ -769,6 +820,8 @@ class Pool:
         return self._age_reason(entry, now)
 
     def _age_reason(self, entry: _Entry, now: float) -> str | None:
+        if self._recycle is None and self._max_lifetime is None:
+            return None
         if self._recycle is not None and now - entry.stamp >= self._recycle:
             return "recycle"
         if self._max_lifetime is not None and now - entry.opened_at >= self._max_lifetime:
@@ -815,11 +868,10 @@ class Pool:
 
     def _reap_idle(self) -> None:
         """Close idle connections that are dead or past recycle/max_lifetime."""
-        idle = self._idle
         now = time.monotonic()
         keep = []
-        while idle.qsize():
-            entry = idle.get_nowait()
+        while self._idle_count():
+            entry = self._idle_get()
             reason = self._retire_reason(entry, now)
             if reason is None:
                 keep.append(entry)
@@ -829,7 +881,7 @@ class Pool:
         # A LIFO queue hands its entries out newest first: put them back so
         # the order is unchanged.
         for entry in reversed(keep) if self._lifo else keep:
-            idle.put_nowait(entry)
+            self._idle_put(entry)
 
     async def _fill_min_size(self, *, raise_errors: bool) -> None:
         """Open connections until ``min_size`` are open, all at once."""
@@ -916,8 +968,8 @@ class Pool:
 
     async def clear(self) -> None:
         """Close every idle connection (checked-out ones are left alone)."""
-        while self._idle.qsize():
-            entry = self._idle.get_nowait()
+        while self._idle_count():
+            entry = self._idle_get()
             self._close(entry, "pool closed", graceful=True)
             self._slots -= 1
         self._note_drained()
@@ -992,8 +1044,12 @@ class _AcquireContext:
         return self._pool._acquire(self._timeout).__await__()
 
     async def __aenter__(self) -> Any:
-        self._conn = await self._pool._acquire(self._timeout)
-        return self._conn
+        pool = self._pool
+        conn = pool._checkout_now() if self._timeout is _UNSET else None
+        if conn is None:
+            conn = await pool._acquire(self._timeout)
+        self._conn = conn
+        return conn
 
     async def __aexit__(
         self,
@@ -1002,7 +1058,10 @@ class _AcquireContext:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
-        await self._pool._release(conn, exc)
+        pool = self._pool
+        entry = pool._begin_release(conn, exc)
+        if entry is not None:
+            await pool._reset_and_check_in(entry)
 
 
 async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) -> Pool:

@@ -986,7 +986,9 @@ class Pool:
             idle=idle,
             in_use=in_use,
             opening=self._opening,
-            waiting=sum(1 for fut in self._waiters if not fut.done()),
+            # tuple() copies in one step, so a scrape from another thread
+            # (a metrics server) never iterates a deque being changed.
+            waiting=sum(1 for fut in tuple(self._waiters) if not fut.done()),
             opened=self._opened_total,
             closed=self._closed_total,
             recycled=self._recycled_total,

@@ -8,7 +8,6 @@ passed through from the environment as-is).
 
 from __future__ import annotations
 
-import sys
 
 import nox
 
@@ -41,10 +40,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: not written yet."""
-    message = "benchmarks are not written yet: see the performance issue"
-    print(message, file=sys.stderr)
-    session.error(message)
+    """Benchmarks against the peers: ``nox -s bench -- [--quick] [--dsn DSN] [--only ...]``.
+
+    Writes benchmarks/results/ (results.md, results.json, PNG charts); needs a
+    MySQL/MariaDB server (``MYSQL_DSN``, default root@127.0.0.1:3306/test).
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
 
 
 @nox.session

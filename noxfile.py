@@ -8,13 +8,12 @@ passed through from the environment as-is).
 
 from __future__ import annotations
 
-
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-LINT_PATHS = ("src", "tests", "benchmarks", "noxfile.py")
+LINT_PATHS = ("src", "tests", "examples", "benchmarks", "noxfile.py")
 
 
 @nox.session

@@ -1,0 +1,1 @@
+"""Recipes from README.md, each a complete program (tested in tests/test_recipe*.py)."""

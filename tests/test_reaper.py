@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from conftest import Admin, PoolFactory, scalar
+from mysqlpool import Pool
+from mysqlpool._pool import REFILL_BACKOFF_CAP, REFILL_BACKOFF_FIRST, refill_backoff
 from polling import until
 
 RECYCLE = 0.3  # seconds
@@ -217,3 +219,37 @@ async def test_close_stops_a_reaper_that_is_opening_a_connection(
     stats = pool.stats()
     assert (stats.open, stats.opening, pool._slots) == (0, 0, 0)
     pool._check_invariants()
+
+
+# -- backoff while the server is away ---------------------------------------------
+
+
+@pytest.mark.parametrize("failures", [1, 2, 3, 6, 20])
+def test_refill_backoff_doubles_with_jitter_up_to_a_cap(failures: int) -> None:
+    base = min(REFILL_BACKOFF_FIRST * 2 ** (failures - 1), REFILL_BACKOFF_CAP)
+    delays = [refill_backoff(failures) for _ in range(200)]
+    assert all(0.5 * base <= d <= 1.5 * base for d in delays)
+    assert len(set(delays)) > 1  # jittered, so processes don't retry in step
+
+
+@pytest.mark.slow
+async def test_reaper_backs_off_while_connections_keep_failing(mysql_dsn: str) -> None:
+    attempts = 0
+
+    async def server_away(conn: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionRefusedError("server away")
+
+    pool = Pool(mysql_dsn, min_size=1, reaper_interval=0.02, init=server_away)
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            await pool.open()
+        # 1.2 s of reaper passes every 0.02 s: ~60 retries without backoff;
+        # with it, the waits are ~0.5, ~1, ~2 s (x0.5..1.5), so at most 4.
+        await asyncio.sleep(1.2)
+        assert 2 <= attempts <= 5
+        assert pool.stats().open == 0
+        pool._check_invariants()
+    finally:
+        await pool.close()

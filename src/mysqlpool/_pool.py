@@ -20,6 +20,7 @@ import collections
 import contextlib
 import logging
 import os
+import random
 import time
 import traceback
 import weakref
@@ -59,6 +60,21 @@ class _SlotGrant:
 
 
 _SLOT = _SlotGrant()
+
+
+#: Refill backoff: the first retry after about this many seconds, doubling up to the cap.
+REFILL_BACKOFF_FIRST = 0.5
+REFILL_BACKOFF_CAP = 30.0
+
+
+def refill_backoff(failures: int) -> float:
+    """Seconds before the reaper retries opening after ``failures`` failed refills.
+
+    Exponential with jitter (x0.5 to x1.5), so many processes whose server
+    went away don't all reconnect in step when it comes back.
+    """
+    base: float = min(REFILL_BACKOFF_FIRST * 2.0 ** (failures - 1), REFILL_BACKOFF_CAP)
+    return base * random.uniform(0.5, 1.5)
 
 
 def auto_recycle(wait_timeout: float) -> float:
@@ -280,7 +296,7 @@ class Pool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._drained: asyncio.Event | None = None  # set once _slots is 0 after close
-        self._fill_task: asyncio.Future[None] | None = None  # open()'s min_size fill
+        self._fill_task: asyncio.Future[bool] | None = None  # open()'s min_size fill
 
         self._opened_total = 0
         self._closed_total = 0
@@ -858,11 +874,18 @@ class Pool:
         return min(max(min(limits) / 4, 0.05), 60.0)
 
     async def _reap_forever(self) -> None:
+        failures = 0  # refills failed in a row
+        retry_at = 0.0  # no refill before this (monotonic): backoff while the server is away
         while True:
             await asyncio.sleep(self._reaper_period())
             try:
                 self._reap_idle()
-                await self._fill_min_size(raise_errors=False)
+                if time.monotonic() >= retry_at:
+                    if await self._fill_min_size(raise_errors=False):
+                        failures = 0
+                    else:
+                        failures += 1
+                        retry_at = time.monotonic() + refill_backoff(failures)
             except Exception:
                 logger.exception("pool %s: reaper pass failed; retrying next pass", self._name)
 
@@ -883,23 +906,29 @@ class Pool:
         for entry in reversed(keep) if self._lifo else keep:
             self._idle_put(entry)
 
-    async def _fill_min_size(self, *, raise_errors: bool) -> None:
-        """Open connections until ``min_size`` are open, all at once."""
+    async def _fill_min_size(self, *, raise_errors: bool) -> bool:
+        """Open connections until ``min_size`` are open, all at once.
+
+        Returns False when an open failed (and ``raise_errors`` is off).
+        """
         wanted = self._min_size - self._slots
         if wanted <= 0 or self._closed:
-            return
+            return True
         self._slots += wanted
         self._opening += wanted
         results = await asyncio.gather(
             *(self._open_spare() for _ in range(wanted)), return_exceptions=True
         )
+        ok = True
         for result in results:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
                 if raise_errors:
                     raise result
+                ok = False
                 logger.warning("pool %s: could not open a connection: %s", self._name, result)
+        return ok
 
     async def _open_spare(self) -> None:
         try:

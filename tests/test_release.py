@@ -459,3 +459,55 @@ async def test_releasing_a_plain_connection_raises_without_the_password(
         plain.close()
     assert pool.stats().open == 0
     pool._check_invariants()
+
+
+# ------------------------------------------------------------- KILL QUERY
+
+
+async def running(admin: Admin, thread_id: int) -> bool:
+    """Whether the server still runs a statement for this session."""
+    return bool(
+        await admin.scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE ID = %s AND INFO LIKE 'SELECT SLEEP%%'",
+            thread_id,
+        )
+    )
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["kill_query_on_cancel", "off"])
+async def test_cancelled_holder_has_its_query_killed_on_the_server(
+    make_pool: PoolFactory, admin: Admin, kill: bool
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0, kill_query_on_cancel=kill)
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def holder() -> None:
+        async with pool.acquire() as conn:
+            started.set_result(conn.thread_id())
+            await scalar(conn, "SELECT SLEEP(30)")
+
+    task = asyncio.create_task(holder())
+    thread_id = await started
+    await until(lambda: running(admin, thread_id), "the SLEEP running")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    try:
+        if kill:
+            # The server stops the statement within moments, not 30 s.
+            await until(
+                lambda: _not(running(admin, thread_id)), "the query killed", timeout=5
+            )
+            assert pool.stats().discarded == 1
+        else:
+            # Nobody told the server: it is still sleeping for a reader that left.
+            assert await running(admin, thread_id)
+    finally:
+        await end_query(admin, thread_id)
+    await pool.close()
+    assert not pool._background  # the KILL task finished and was awaited
+
+
+async def _not(result: Awaitable[bool]) -> bool:
+    return not await result

@@ -23,6 +23,7 @@ __all__ = [
     "CONNECTION_LOSS_CODES",
     "Connection",
     "InitCallback",
+    "cancelled_mid_reply",
     "close_connection",
     "has_unread_result",
     "is_connection_lost",
@@ -122,6 +123,12 @@ def has_unread_result(conn: Any) -> bool:
     """True when an unbuffered result is still streaming: the protocol is mid-reply."""
     result = conn._result
     return result is not None and bool(result.unbuffered_active)
+
+
+def cancelled_mid_reply(conn: Any) -> bool:
+    """True when aiomysql closed ``conn`` because its holder was cancelled
+    while waiting for a reply: the server may still be running the statement."""
+    return conn._writer is None and conn._close_reason == "Cancelled during execution"
 
 
 def result_marker(conn: Any) -> object:

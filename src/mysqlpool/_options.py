@@ -28,6 +28,7 @@ POOL_OPTION_DEFAULTS: dict[str, Any] = {
     "leak_timeout": None,
     "lifo": False,
     "name": None,
+    "kill_query_on_cancel": True,
 }
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -93,6 +94,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "leak_timeout": _optional(_number),
     "lifo": _boolean,
     "name": str,
+    "kill_query_on_cancel": _boolean,
 }
 
 

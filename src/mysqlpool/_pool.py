@@ -24,7 +24,7 @@ import random
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Literal
 
@@ -50,6 +50,9 @@ DEFAULT_PRE_PING_AFTER = 1.0
 
 # A holder that stopped with one of these may have left a reply half read.
 _INTERRUPTIONS = (asyncio.CancelledError, asyncio.TimeoutError, TimeoutError)
+
+# Bound on each step of a KILL QUERY side connection (connect, then the KILL).
+_KILL_TIMEOUT = 5.0
 
 # Marker meaning "no timeout argument given: use the pool's".
 _UNSET: Any = object()
@@ -152,6 +155,10 @@ class Pool:
             the least recently returned, which spreads use evenly).
         name: how logs, errors and stats name the pool (default: the DSN with
             its password redacted).
+        kill_query_on_cancel: when a holder is cancelled (or times out) while
+            waiting for a statement's reply, send ``KILL QUERY`` for it over a
+            short-lived side connection, so the server stops the work nobody
+            will read (default True).
         on_connect, on_checkout, on_checkin: ``hook(conn)`` called (synchronously)
             when a connection is opened, handed out, and given back.
         on_discard: ``hook(conn, reason)`` called when the pool closes a
@@ -186,6 +193,7 @@ class Pool:
         leak_timeout: float | None = None,
         lifo: bool = False,
         name: str | None = None,
+        kill_query_on_cancel: bool = True,
         on_connect: ConnectionHook | None = None,
         on_checkout: ConnectionHook | None = None,
         on_checkin: ConnectionHook | None = None,
@@ -208,6 +216,7 @@ class Pool:
                     "leak_timeout": leak_timeout,
                     "lifo": lifo,
                     "name": name,
+                    "kill_query_on_cancel": kill_query_on_cancel,
                 }
                 merged = _merge_dsn_options(given, from_dsn)
                 pool_size, max_overflow = merged["pool_size"], merged["max_overflow"]
@@ -216,6 +225,7 @@ class Pool:
                 reset_on_return, min_size = merged["reset_on_return"], merged["min_size"]
                 reaper_interval, leak_timeout = merged["reaper_interval"], merged["leak_timeout"]
                 lifo, name = merged["lifo"], merged["name"]
+                kill_query_on_cancel = merged["kill_query_on_cancel"]
         self._params = resolve_params(dsn, connect_kwargs)
         self._name = name if name is not None else str(self._params)
         for hook_name, hook in (
@@ -260,6 +270,10 @@ class Pool:
         self._init = init
         self._leak_timeout = _check_seconds("leak_timeout", leak_timeout)
         self._lifo = bool(lifo)
+        self._kill_query_on_cancel = bool(kill_query_on_cancel)
+        # Tasks the pool spawned (KILL QUERY on a side connection): kept so
+        # close() can await them and nothing is left pending.
+        self._background: set[asyncio.Task[None]] = set()
 
         # Idle connections, ready to hand out; never more than pool_size.
         # Invariant: while it holds any, no acquirer is waiting.
@@ -376,6 +390,8 @@ class Pool:
         self._terminated = True
         for entry in self._in_use.values():
             wire.close_connection(entry.conn, graceful=False)
+        for task in self._background:
+            task.cancel()
 
     def _shut_down(self) -> None:
         """Refuse acquires, fail waiters, stop the reaper, close idle ones."""
@@ -398,7 +414,7 @@ class Pool:
         logger.debug("pool %s: closing", self._name)
 
     async def _join_background(self) -> None:
-        for task in (self._reaper, self._fill_task):
+        for task in (self._reaper, self._fill_task, *self._background):
             if task is not None and not task.done():
                 try:
                     await task
@@ -852,7 +868,25 @@ class Pool:
         else:
             self._discarded_total += 1
         logger.debug("pool %s: closing a connection: %s", self._name, reason)
+        if self._kill_query_on_cancel and wire.cancelled_mid_reply(entry.conn):
+            self._spawn(self._kill_query(entry.conn.thread_id()))
         self._close(entry, reason, graceful=aged)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _kill_query(self, thread_id: int) -> None:
+        """Stop the statement a cancelled holder left running on the server."""
+        try:
+            conn = await asyncio.wait_for(wire.open_connection(self._params, None), _KILL_TIMEOUT)
+            try:
+                await asyncio.wait_for(conn.query(f"KILL QUERY {int(thread_id)}"), _KILL_TIMEOUT)
+            finally:
+                wire.close_connection(conn, graceful=True)
+        except Exception as exc:  # e.g. 1094: the statement already ended
+            logger.debug("pool %s: KILL QUERY %s failed: %s", self._name, thread_id, exc)
 
     def _close(self, entry: _Entry, reason: str, *, graceful: bool) -> None:
         if entry.leak_handle is not None:

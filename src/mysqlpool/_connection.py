@@ -51,6 +51,7 @@ CONNECTION_LOSS_CODES = frozenset({1053, 1927, 2006, 2013, 2014, 2045, 2055, 403
 # PyMySQL raises these with a message instead of a numeric code.
 _LOSS_MESSAGES = ("Not connected", "Packet sequence number wrong", "Cancelled during execution")
 
+_CR_SSL_CONNECTION_ERROR = 2026  # the client error code for a failed TLS set-up
 _COM_QUIT = 0x01
 _COM_RESET_CONNECTION = 0x1F
 # A whole COM_QUIT packet: 3-byte length 1, sequence 0, the command byte.
@@ -72,6 +73,14 @@ async def open_connection(params: ConnectParams, init: InitCallback | None) -> A
     conn = Connection(**params.connect_kwargs())
     try:
         await conn._connect()
+        if params.ssl is not None and conn._writer.get_extra_info("ssl_object") is None:
+            # aiomysql quietly goes on in plaintext when the server offers no
+            # TLS; a caller who configured TLS must not send data in clear.
+            raise pymysql.err.OperationalError(
+                _CR_SSL_CONNECTION_ERROR,
+                "TLS was configured but the server did not negotiate it; "
+                "refusing a plaintext connection",
+            )
         if init is not None:
             await init(conn)
     except BaseException:

@@ -511,3 +511,29 @@ async def test_cancelled_holder_has_its_query_killed_on_the_server(
 
 async def _not(result: Awaitable[bool]) -> bool:
     return not await result
+
+
+async def test_reset_releases_locks_prepared_statements_and_time_zone(
+    make_pool: PoolFactory, admin: Admin
+) -> None:
+    pool = await make_pool(
+        pool_size=1,
+        max_overflow=0,
+        reset_on_return="reset",
+        init_command="SET SESSION wait_timeout = 1234",
+    )
+    async with pool.acquire() as conn:
+        thread_id = conn.thread_id()
+        assert await scalar(conn, "SELECT GET_LOCK('mysqlpool_reset_lock', 0)") == 1
+        await scalar(conn, "SET time_zone = '+05:00'")
+        await scalar(conn, "PREPARE mysqlpool_stmt FROM 'SELECT 1'")
+        await scalar(conn, "SET SESSION wait_timeout = 99")
+    # Another session can take the lock: the reset released it.
+    assert await admin.scalar("SELECT IS_FREE_LOCK('mysqlpool_reset_lock')") == 1
+    async with pool.acquire() as conn:
+        assert conn.thread_id() == thread_id
+        assert await scalar(conn, "SELECT @@session.time_zone = @@global.time_zone") == 1
+        with pytest.raises(pymysql.err.OperationalError):  # 1243: unknown prepared statement
+            await scalar(conn, "EXECUTE mysqlpool_stmt")
+        # init_command ran again after the reset.
+        assert await scalar(conn, "SELECT @@session.wait_timeout") == 1234

@@ -35,6 +35,7 @@ import pytest_asyncio
 
 from mysqlpool import Pool, parse_dsn
 from mysqlpool._discovery import CommandError, resolve_server
+from privateserver import PrivateServer, missing_tools
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +158,19 @@ class Admin:
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", thread_id
         )
         return bool(found)
+
+
+@pytest.fixture(scope="session")
+def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateServer]:
+    """A MariaDB of the tests' own (see privateserver.py), for faults that would
+    harm the shared server: killed, stopped and restarted by the tests, which
+    must leave it running. Removed at the end of the session."""
+    problem = missing_tools()
+    if problem is not None:
+        pytest.skip(f"no private server: {problem}")
+    server = PrivateServer(tmp_path_factory.mktemp("privateserver"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -365,6 +365,7 @@ class Pool:
         closing each as it does, and terminates those still out.
         """
         timeout = _check_seconds("timeout", timeout, allow_zero=True)
+        started = time.monotonic()
         self._shut_down()
         drained = self._drained
         if drained is not None and not drained.is_set() and not self._terminated:
@@ -378,7 +379,8 @@ class Pool:
                     timeout,
                 )
                 self.terminate()
-        await self._join_background()
+        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        await self._join_background(remaining)
 
     def terminate(self) -> None:
         """Close every connection now, checked-out ones included.
@@ -413,8 +415,16 @@ class Pool:
         self._note_drained()
         logger.debug("pool %s: closing", self._name)
 
-    async def _join_background(self) -> None:
-        for task in (self._reaper, self._fill_task, *self._background):
+    async def _join_background(self, timeout: float | None) -> None:
+        """Await the pool's own tasks; side tasks still running after
+        ``timeout`` (a KILL QUERY to a server that doesn't answer) are cancelled."""
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=timeout)
+            for side_task in late:
+                side_task.cancel()
+        tasks: list[asyncio.Future[Any] | None] = [self._reaper, self._fill_task]
+        tasks.extend(self._background)
+        for task in tasks:
             if task is not None and not task.done():
                 try:
                     await task
@@ -746,6 +756,11 @@ class Pool:
         if self._on_checkin is not None:
             self._call_hook("on_checkin", self._on_checkin, conn)
         reason = self._unknown_state_reason(conn, exc)
+        if reason is not None and self._kill_query_on_cancel and wire.cancelled_mid_reply(conn):
+            # The holder stopped waiting for its statement's reply; the server
+            # is still running it. (Only a holder's statement: never the
+            # pool's own ping or reset.)
+            self._spawn(self._kill_query(conn.thread_id()))
         if reason is None and not self._closed:
             mode = self._reset_mode
             if mode == "reset" or (
@@ -868,8 +883,6 @@ class Pool:
         else:
             self._discarded_total += 1
         logger.debug("pool %s: closing a connection: %s", self._name, reason)
-        if self._kill_query_on_cancel and wire.cancelled_mid_reply(entry.conn):
-            self._spawn(self._kill_query(entry.conn.thread_id()))
         self._close(entry, reason, graceful=aged)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

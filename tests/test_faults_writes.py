@@ -1,0 +1,112 @@
+"""No write is lost or doubled while connections are killed and reset.
+
+Tasks run small transactions (INSERT one row with a unique id, COMMIT)
+through a pool whose traffic goes through the fault proxy, while the test
+KILLs pool sessions on the server and RSTs every proxied connection. At
+the end every acknowledged commit is in the table exactly once; the only
+rows nobody was told about are those whose COMMIT itself lost its reply
+(their outcome is unknowable to any client), and no row is there twice,
+since the pool never re-runs a user's statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+from collections.abc import AsyncIterator
+
+import pymysql
+import pytest
+import pytest_asyncio
+
+from conftest import Admin, PoolFactory
+from faultproxy import FaultProxy
+from mysqlpool import PoolError, parse_dsn
+
+TABLE = "mysqlpool_fault_writes"
+TASKS, WRITES_PER_TASK = 30, 25
+
+
+@pytest_asyncio.fixture
+async def table(admin: Admin) -> AsyncIterator[str]:
+    await admin.scalar("SET SESSION sql_notes = 0")
+    await admin.scalar(f"DROP TABLE IF EXISTS {TABLE}")
+    # No unique key on purpose: a doubled write must show as two rows.
+    await admin.scalar(f"CREATE TABLE {TABLE} (op VARCHAR(32) NOT NULL) ENGINE=InnoDB")
+    yield TABLE
+    await admin.scalar(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+@pytest.mark.slow
+async def test_no_write_lost_or_doubled_under_kills_and_resets(
+    make_pool: PoolFactory, admin: Admin, table: str, mysql_dsn: str
+) -> None:
+    params = parse_dsn(mysql_dsn)
+    rng = random.Random(7)
+    acknowledged: set[str] = set()
+    in_doubt: set[str] = set()  # the COMMIT was sent, its reply lost
+    errors: collections.Counter[str] = collections.Counter()
+
+    async with FaultProxy(params.host, params.port) as proxy:
+        pool = await make_pool(
+            proxy.dsn(mysql_dsn), pool_size=6, max_overflow=2, timeout=5, autocommit=False
+        )
+
+        async def writer(task: int) -> None:
+            for seq in range(WRITES_PER_TASK):
+                op = f"{task}-{seq}"
+                committing = False
+                try:
+                    async with pool.acquire() as conn:
+                        async with conn.cursor() as cur:
+                            await cur.execute(f"INSERT INTO {table} (op) VALUES (%s)", (op,))
+                        committing = True
+                        await conn.commit()
+                    acknowledged.add(op)
+                except (pymysql.err.MySQLError, PoolError) as exc:
+                    errors[type(exc).__name__] += 1
+                    if committing:
+                        in_doubt.add(op)
+
+        async def chaos() -> None:
+            for round_ in range(12):
+                await asyncio.sleep(rng.uniform(0.01, 0.04))
+                if round_ % 3 == 2:
+                    proxy.reset_all()
+                    errors["(proxy RST rounds)"] += 1
+                else:
+                    victims = [c.thread_id() for c in list(pool._in_use)]
+                    for thread_id in rng.sample(victims, k=min(2, len(victims))):
+                        try:
+                            await admin.scalar(f"KILL {int(thread_id)}")
+                            errors["(server KILLs)"] += 1
+                        except pymysql.err.MySQLError:
+                            pass  # it ended on its own first
+
+        await asyncio.wait_for(
+            asyncio.gather(chaos(), *(writer(t) for t in range(TASKS))), 60
+        )
+        await pool.close(timeout=5)
+
+    rows = collections.Counter(
+        row[0] for row in await _all_rows(admin, f"SELECT op FROM {table}")
+    )
+    doubled = {op: n for op, n in rows.items() if n > 1}
+    lost = acknowledged - set(rows)
+    unexplained = set(rows) - acknowledged - in_doubt
+    print(
+        f"\nwrites: {len(acknowledged)} acknowledged, {len(in_doubt)} in doubt, "
+        f"{len(rows)} in the table; faults and errors: {dict(errors)}"
+    )
+    assert doubled == {}
+    assert lost == set()
+    assert unexplained == set()
+    assert len(acknowledged) > TASKS * WRITES_PER_TASK // 2  # the workload really ran
+    assert errors["(server KILLs)"] + errors["(proxy RST rounds)"] > 0  # and faults hit it
+
+
+async def _all_rows(admin: Admin, sql: str) -> list[tuple[str]]:
+    async with admin.conn.cursor() as cur:
+        await cur.execute(sql)
+        return list(await cur.fetchall())

@@ -70,8 +70,12 @@ class PrivateServer:
     ``restart()`` through ``asyncio.to_thread`` so the event loop keeps going).
     """
 
-    def __init__(self, base: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, base: Path, *, port: int | None = None, options: tuple[str, ...] = ()
+    ) -> None:
         self.base = base
+        #: Extra mariadbd options (e.g. TLS certificates) after the defaults.
+        self.options = options
         self.datadir = base / "data"
         self.port = port if port is not None else free_port()
         socket_path = base / "mariadbd.sock"
@@ -160,6 +164,7 @@ class PrivateServer:
                     # After a SIGKILL the port may linger a moment: wait for it.
                     "--port-open-timeout=10",
                     *SERVER_OPTIONS,
+                    *self.options,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,24 +1,127 @@
-"""TLS: a pool configured for TLS never falls back to plaintext."""
+"""TLS: a pool configured for TLS gets it, verified, or refuses to connect.
+
+A private server with a self-signed certificate (made here with
+``cryptography``) proves the positive side; the shared test server, which
+offers no TLS, proves that a configured pool never falls back to
+plaintext (aiomysql alone silently would).
+"""
 
 from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
 
 import pymysql
 import pytest
 
-from conftest import Admin, PoolFactory
+from conftest import Admin, PoolFactory, scalar
+from privateserver import PrivateServer, missing_tools
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key, as PEM files."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mysqlpool test server")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "server-cert.pem", folder / "server-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivateServer, Path]]:
+    problem = missing_tools()
+    if problem is not None:
+        pytest.skip(f"no private server: {problem}")
+    base = tmp_path_factory.mktemp("tlsserver")
+    cert, key = _self_signed(base)
+    server = PrivateServer(
+        base, options=(f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={cert}")
+    )
+    try:
+        server.start()
+        yield server, cert
+    finally:
+        server.remove()
+
+
+def _with(dsn: str, query: str) -> str:
+    return dsn + ("&" if "?" in dsn else "?") + query
+
+
+async def test_tls_is_negotiated_and_the_certificate_verified(
+    make_pool: PoolFactory, tls_server: tuple[PrivateServer, Path]
+) -> None:
+    server, cert = tls_server
+    pool = await make_pool(_with(server.dsn, f"ssl_ca={cert}"))
+    async with pool.acquire() as conn:
+        async with conn.cursor() as cur:
+            await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            row = await cur.fetchone()
+        assert row is not None
+        assert row[1], "the session is not encrypted"
+
+
+async def test_a_certificate_from_another_ca_is_refused(
+    make_pool: PoolFactory,
+    tls_server: tuple[PrivateServer, Path],
+    tmp_path: Path,
+) -> None:
+    server, _ = tls_server
+    stranger, _ = _self_signed(tmp_path)  # same name, another key: not the server's CA
+    pool = await make_pool(_with(server.dsn, f"ssl_ca={stranger}"))
+    with pytest.raises(pymysql.err.OperationalError):
+        await pool.acquire()
+    assert pool.stats().open == 0
 
 
 async def test_tls_configured_but_not_offered_is_refused(
     make_pool: PoolFactory, mysql_dsn: str, admin: Admin
 ) -> None:
-    row = await admin.scalar("SELECT @@have_ssl")
-    if row == "YES":
+    if await admin.scalar("SELECT @@have_ssl") == "YES":
         pytest.skip("the test server offers TLS; this test needs one that doesn't")
-    dsn = mysql_dsn + ("&" if "?" in mysql_dsn else "?") + "ssl=true&ssl_verify=false"
-    pool = await make_pool(dsn)
+    pool = await make_pool(_with(mysql_dsn, "ssl=true&ssl_verify=false"))
     with pytest.raises(pymysql.err.OperationalError) as refused:
         await pool.acquire()
     assert refused.value.args[0] == 2026
     assert "plaintext" in refused.value.args[1]
     stats = pool.stats()
     assert (stats.open, stats.opened, stats.opening) == (0, 0, 0)  # nothing kept, slot freed
+
+
+async def test_plain_pool_on_the_tls_server_still_works(
+    make_pool: PoolFactory, tls_server: tuple[PrivateServer, Path]
+) -> None:
+    server, _ = tls_server
+    pool = await make_pool(server.dsn)
+    async with pool.acquire() as conn:
+        assert await scalar(conn, "SELECT 1") == 1

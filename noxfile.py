@@ -53,3 +53,14 @@ def demo(session: nox.Session) -> None:
     """Run the package's demo: ``nox -s demo -- [args]``."""
     session.install("-e", ".")
     session.run("python", "-m", "mysqlpool", "demo", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """A bounded soak under injected faults (a few minutes; not part of CI).
+
+    ``nox -s soak -- --seconds 180 --tasks 100``: needs mariadbd installed
+    locally (a private server is started on a free loopback port).
+    """
+    session.install("-e", ".[test]")
+    session.run("python", "tests/soak.py", *session.posargs)

@@ -1,0 +1,635 @@
+"""The benchmark scenarios: each builds a list of jobs and summarizes their results.
+
+A job measures one implementation once (one repetition, one configuration) in
+a fresh pool and returns a dict of numbers. ``run.py`` runs the jobs of every
+repetition in turn (rep 1 runs every implementation, then rep 2, ...), so
+ratios are taken within a repetition, against that repetition's reference,
+and the median of the ratios is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import heapq
+import statistics
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomysql
+from adapters import ADAPTERS, Adapter, connect_kwargs, cursor_query
+
+perf = time.perf_counter
+
+POOL_IMPLS = (
+    "mysqlpool",
+    "aiomysql",
+    "sqlalchemy-engine",
+    "sqlalchemy-pool",
+    "asyncmy",
+    "raw-fifo",
+)
+ALL_IMPLS = (*POOL_IMPLS, "connect-per-request", "raw-dedicated")
+SLOW_INIT = "DO SLEEP(0.02)"
+STATUS_VARS = ("Questions", "Com_select", "Com_rollback", "Com_admin_commands", "Connections")
+
+
+@dataclass
+class Config:
+    dsn: str
+    quick: bool
+    reps: int
+    impls: Sequence[str] = ALL_IMPLS
+    pool_size: int = 10
+
+    def d(self, full: float, quick: float) -> float:
+        return quick if self.quick else full
+
+
+@dataclass
+class Job:
+    scenario: str
+    rep: int
+    impl: str
+    params: dict[str, Any]
+    run: Callable[[], Awaitable[dict[str, Any]]]
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.scenario} rep {self.rep + 1} {self.impl} {extra}".strip()
+
+
+def rotated(impls: Sequence[str], rep: int) -> list[str]:
+    """The implementations, in an order rotated by one per repetition."""
+    k = rep % len(impls) if impls else 0
+    return [*impls[k:], *impls[:k]]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+async def server_status(mon: Any) -> dict[str, int]:
+    async with mon.cursor() as cur:
+        names = ",".join(f"'{v}'" for v in STATUS_VARS)
+        await cur.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")
+        return {name: int(value) for name, value in await cur.fetchall()}
+
+
+async def monitor(dsn: str) -> Any:
+    return await aiomysql.connect(**connect_kwargs(dsn))
+
+
+def make(cfg: Config, impl: str, size: int | None = None, **extra: Any) -> Adapter:
+    return ADAPTERS[impl](cfg.dsn, size or cfg.pool_size, **extra)
+
+
+async def run_workers(a: Adapter, tasks: int, body: Callable[[Any], Awaitable[None]] | None,
+                      duration: float) -> tuple[int, float]:
+    """``tasks`` tasks loop acquire (+ body) until the deadline; returns (ops, seconds).
+
+    A dedicated adapter runs ``min(tasks, size)`` workers, each on its own connection.
+    """
+    t0 = perf()
+    deadline = t0 + duration
+
+    async def pooled() -> int:
+        n = 0
+        acquire = a.acquire
+        while perf() < deadline:
+            async with acquire() as conn:
+                if body is not None:
+                    await body(conn)
+            n += 1
+        return n
+
+    async def dedicated(conn: Any) -> int:
+        n = 0
+        while perf() < deadline:
+            if body is not None:
+                await body(conn)
+            n += 1
+        return n
+
+    if a.dedicated:
+        conns = a.conns[: min(tasks, len(a.conns))]  # type: ignore[attr-defined]
+        counts = await asyncio.gather(*(dedicated(c) for c in conns))
+    else:
+        counts = await asyncio.gather(*(pooled() for _ in range(tasks)))
+    return sum(counts), perf() - t0
+
+
+# ---------------------------------------------------------------- 1 overhead
+
+
+def overhead_jobs(cfg: Config) -> list[Job]:
+    dur = cfg.d(0.4, 0.1)
+    configs = [("1 task", 1, 10), ("100 tasks on 10", 100, 10), ("1 task, 100 idle", 1, 100)]
+    impls = [i for i in cfg.impls if i != "raw-dedicated"]
+    jobs = []
+    for rep in range(cfg.reps):
+        for label, tasks, size in configs:
+            for impl in rotated(impls, rep):
+                if impl == "connect-per-request" and size == 100:
+                    continue
+
+                async def run(
+                    impl: str = impl, tasks: int = tasks, size: int = size
+                ) -> dict[str, Any]:
+                    a = make(cfg, impl, size)
+                    await a.open()
+                    try:
+                        await a.warm(size)
+                        await run_workers(a, tasks, None, dur / 10)  # warm the code paths
+                        ops, secs = await run_workers(a, tasks, None, dur)
+                    finally:
+                        await a.close()
+                    return {"us": secs / ops * 1e6, "ops": ops}
+
+                jobs.append(Job("overhead", rep, impl, {"config": label}, run))
+    return jobs
+
+
+def overhead_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    configs = list(dict.fromkeys(j.params["config"] for j in jobs))
+    impls = list(dict.fromkeys(j.impl for j in jobs))
+    data: dict[str, dict[str, float]] = {}
+    for impl in impls:
+        data[impl] = {}
+        for c in configs:
+            vals = [j.result["us"] for j in jobs if j.impl == impl and j.params["config"] == c]
+            if vals:
+                data[impl][c] = median(vals)
+    rows = [[impl, *(fmt(data[impl].get(c), 2) for c in configs)] for impl in impls]
+    table = md_table(["implementation", *(f"{c} (µs)" for c in configs)], rows)
+    return {"data": data, "table": table}
+
+
+# -------------------------------------------------------------- 2 throughput
+
+
+async def throughput_group(cfg: Config, impls: Sequence[str], tasks: int, slices: int,
+                           slice_dur: float, rep: int) -> dict[str, Any]:
+    """Every implementation at ``tasks`` concurrent tasks, in round-robin slices.
+
+    All pools stay open (and warm) for the whole group; each runs ``slices``
+    slices of ``slice_dur`` seconds, taking turns in a rotating order, so a
+    burst of outside load hits every implementation alike and the ratios to
+    raw-dedicated compare the same moments.
+    """
+    adapters: dict[str, Adapter] = {}
+    try:
+        for impl in impls:
+            a = make(cfg, impl)
+            adapters[impl] = a
+            await a.open()
+            await a.warm(cfg.pool_size)
+            await run_workers(a, tasks, a.query, slice_dur / 5)  # warm the code paths
+        ops = dict.fromkeys(impls, 0)
+        secs = dict.fromkeys(impls, 0.0)
+        for k in range(slices):
+            for impl in rotated(impls, rep + k):
+                a = adapters[impl]
+                n, t = await run_workers(a, tasks, a.query, slice_dur)
+                ops[impl] += n
+                secs[impl] += t
+    finally:
+        for a in adapters.values():
+            await a.close()
+    return {"per_impl": {i: {"qps": ops[i] / secs[i], "ops": ops[i]} for i in impls}}
+
+
+def throughput_jobs(cfg: Config, scenario: str = "throughput",
+                    concurrency: Sequence[int] | None = None) -> list[Job]:
+    slices, slice_dur = (2, 0.075) if cfg.quick else (4, 0.25)
+    if concurrency is None:
+        concurrency = (1, 10, 100) if cfg.quick else (1, 10, 100, 1000)
+    jobs = []
+    for rep in range(cfg.reps):
+        for tasks in concurrency:
+
+            async def run(tasks: int = tasks, rep: int = rep) -> dict[str, Any]:
+                return await throughput_group(cfg, cfg.impls, tasks, slices, slice_dur, rep)
+
+            jobs.append(Job(scenario, rep, "all", {"tasks": tasks}, run))
+    return jobs
+
+
+def throughput_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    concs = sorted({j.params["tasks"] for j in jobs})
+    impls = list(dict.fromkeys(i for j in jobs for i in j.result["per_impl"]))
+    data: dict[str, dict[str, dict[str, float]]] = {}
+    for impl in impls:
+        data[impl] = {}
+        for c in concs:
+            mine = [j.result["per_impl"] for j in jobs
+                    if j.params["tasks"] == c and impl in j.result["per_impl"]]
+            if not mine:
+                continue
+            ratios = [r[impl]["qps"] / r["raw-dedicated"]["qps"] for r in mine
+                      if "raw-dedicated" in r]
+            data[impl][str(c)] = {
+                "qps": median([r[impl]["qps"] for r in mine]),
+                "ratio": median(ratios),
+            }
+    rows = []
+    for impl in impls:
+        cells = []
+        for c in concs:
+            d = data[impl].get(str(c))
+            cells.append("—" if d is None else f"{d['qps']:,.0f} ({d['ratio']:.2f})")
+        rows.append([impl, *cells])
+    table = md_table(["implementation", *(f"{c} tasks q/s (x raw-dedicated)" for c in concs)], rows)
+    return {"data": data, "table": table}
+
+
+# --------------------------------------------------------------- 3 fairness
+
+
+async def fairness_run(cfg: Config, impl: str, tasks: int, dur: float) -> dict[str, Any]:
+    a = make(cfg, impl)
+    await a.open()
+    try:
+        await a.warm(cfg.pool_size)
+        seq = 0
+        pending: set[int] = set()
+        heap: list[int] = []
+        waits: list[float] = []
+        grants = [0] * tasks
+        overtaken = 0
+        granted = 0
+        t0 = perf()
+        deadline = t0 + dur
+
+        async def worker(i: int) -> None:
+            nonlocal seq, overtaken, granted
+            acquire, query = a.acquire, a.query
+            while perf() < deadline:
+                mine = seq
+                seq += 1
+                pending.add(mine)
+                heapq.heappush(heap, mine)
+                asked = perf()
+                async with acquire() as conn:
+                    got = perf()
+                    pending.discard(mine)
+                    while heap and heap[0] not in pending:
+                        heapq.heappop(heap)
+                    waits.append(got - asked)
+                    if got < deadline:
+                        granted += 1
+                        grants[i] += 1
+                        if heap and heap[0] < mine:
+                            overtaken += 1  # someone who asked earlier is still waiting
+                    await query(conn)
+
+        await asyncio.gather(*(worker(i) for i in range(tasks)))
+    finally:
+        await a.close()
+    total = sum(grants)
+    squares = sum(g * g for g in grants)
+    return {
+        "p50_ms": pct(waits, 0.5) * 1e3,
+        "p99_ms": pct(waits, 0.99) * 1e3,
+        "max_ms": max(waits) * 1e3,
+        "overtaken": overtaken / granted if granted else float("nan"),
+        "jain": total * total / (tasks * squares) if squares else float("nan"),
+        "never_served": sum(1 for g in grants if g == 0),
+        "grants": granted,
+        "waits": waits,
+    }
+
+
+def fairness_jobs(cfg: Config) -> list[Job]:
+    dur = cfg.d(2.0, 0.5)
+    tasks = 1000
+    impls = [i for i in cfg.impls if i != "raw-dedicated"]
+    jobs = []
+    for rep in range(cfg.reps):
+        for impl in rotated(impls, rep):
+
+            async def run(impl: str = impl) -> dict[str, Any]:
+                return await fairness_run(cfg, impl, tasks, dur)
+
+            jobs.append(Job("fairness", rep, impl, {"tasks": tasks}, run))
+    return jobs
+
+
+def fairness_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    impls = list(dict.fromkeys(j.impl for j in jobs))
+    keys = ("p50_ms", "p99_ms", "max_ms", "overtaken", "jain", "never_served", "grants")
+    data: dict[str, dict[str, float]] = {}
+    for impl in impls:
+        mine = [j.result for j in jobs if j.impl == impl]
+        data[impl] = {k: median([r[k] for r in mine]) for k in keys}
+        data[impl]["p99_over_p50"] = median([r["p99_ms"] / r["p50_ms"] for r in mine])
+    rows = [
+        [
+            impl,
+            fmt(d["p50_ms"], 1),
+            fmt(d["p99_ms"], 1),
+            fmt(d["max_ms"], 1),
+            fmt(d["p99_over_p50"], 2),
+            f"{d['overtaken'] * 100:.1f}%",
+            fmt(d["jain"], 3),
+            f"{d['never_served']:.0f}",
+            f"{d['grants']:.0f}",
+        ]
+        for impl, d in data.items()
+    ]
+    headers = ["implementation", "p50 wait (ms)", "p99 (ms)", "max (ms)", "p99/p50",
+               "overtaken", "Jain", "never served", "grants"]
+    return {"data": data, "table": md_table(headers, rows)}
+
+
+# ------------------------------------------------------------- 4 cold start
+
+
+async def cold_run(cfg: Config, impl: str, init: str | None, acquires: int, size: int
+                   ) -> dict[str, Any]:
+    extra = {"init_command": init} if init else {}
+    mon = await monitor(cfg.dsn)
+    a = make(cfg, impl, size, **extra)
+    try:
+        await a.open()
+        before = await server_status(mon)
+        t0 = perf()
+        if a.dedicated:  # raw parallel opening: `size` connects at once, then the ops
+            await a.warm(size)
+            per = acquires // size
+            await asyncio.gather(*(_loop_query(a, c, per) for c in a.conns))  # type: ignore[attr-defined]
+        else:
+
+            async def one() -> None:
+                async with a.acquire() as conn:
+                    await a.query(conn)
+
+            await asyncio.gather(*(one() for _ in range(acquires)))
+        secs = perf() - t0
+        after = await server_status(mon)
+        own = a.connections_opened()
+    finally:
+        await a.close()
+        mon.close()
+    return {"ms": secs * 1e3, "opened": after["Connections"] - before["Connections"],
+            "opened_self": own}
+
+
+async def _loop_query(a: Adapter, conn: Any, n: int) -> None:
+    for _ in range(n):
+        await a.query(conn)
+
+
+def cold_jobs(cfg: Config) -> list[Job]:
+    impls = [i for i in cfg.impls if i != "connect-per-request"]
+    jobs = []
+    for rep in range(cfg.reps):
+        for label, init in (("loopback", None), ("20 ms connect", SLOW_INIT)):
+            for impl in rotated(impls, rep):
+
+                async def run(impl: str = impl, init: str | None = init) -> dict[str, Any]:
+                    return await cold_run(cfg, impl, init, 100, 20)
+
+                jobs.append(Job("cold", rep, impl, {"connect": label}, run))
+    return jobs
+
+
+def cold_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    impls = list(dict.fromkeys(j.impl for j in jobs))
+    labels = list(dict.fromkeys(j.params["connect"] for j in jobs))
+    ref = {(j.rep, j.params["connect"]): j.result["ms"] for j in jobs if j.impl == "raw-dedicated"}
+    data: dict[str, dict[str, dict[str, float]]] = {}
+    for impl in impls:
+        data[impl] = {}
+        for lab in labels:
+            mine = [j for j in jobs if j.impl == impl and j.params["connect"] == lab]
+            ratios = [j.result["ms"] / ref[(j.rep, lab)] for j in mine if (j.rep, lab) in ref]
+            data[impl][lab] = {
+                "ms": median([j.result["ms"] for j in mine]),
+                "ratio": median(ratios),
+                "opened": median([j.result["opened"] for j in mine]),
+            }
+    rows = []
+    for impl in impls:
+        name = "raw parallel opening" if impl == "raw-dedicated" else impl
+        cells = []
+        for lab in labels:
+            d = data[impl][lab]
+            cells += [fmt(d["ms"], 1), fmt(d["ratio"], 2), f"{d['opened']:.0f}"]
+        rows.append([name, *cells])
+    headers = ["implementation"]
+    for lab in labels:
+        headers += [f"{lab}: ms", "x raw", "opened"]
+    return {"data": data, "table": md_table(headers, rows)}
+
+
+# ---------------------------------------------------------- 5 statements/op
+
+
+async def statements_run(cfg: Config, impl: str, ops: int) -> dict[str, Any]:
+    mon = await monitor(cfg.dsn)
+    a = make(cfg, impl)
+    tasks = cfg.pool_size
+    per = ops // tasks
+
+    async def worker(conn: Any = None) -> None:
+        for _ in range(per):
+            if conn is not None:
+                await a.query(conn)
+            else:
+                async with a.acquire() as c:
+                    await a.query(c)
+
+    async def all_ops() -> None:
+        if a.dedicated:
+            await asyncio.gather(*(worker(c) for c in a.conns))  # type: ignore[attr-defined]
+        else:
+            await asyncio.gather(*(worker() for _ in range(tasks)))
+
+    try:
+        await a.open()
+        await a.warm(cfg.pool_size)
+        await all_ops()  # warm: first-use queries (wait_timeout, dialect init) happen here
+        s0 = await server_status(mon)
+        s1 = await server_status(mon)  # the monitor's own cost
+        await all_ops()
+        s2 = await server_status(mon)
+    finally:
+        await a.close()
+        mon.close()
+    n = per * tasks
+    return {v: ((s2[v] - s1[v]) - (s1[v] - s0[v])) / n for v in STATUS_VARS if v != "Connections"}
+
+
+def statements_jobs(cfg: Config) -> list[Job]:
+    ops = 200 if cfg.quick else 2000
+    jobs = []
+    for rep in range(cfg.reps):
+        for impl in rotated(list(cfg.impls), rep):
+
+            async def run(impl: str = impl) -> dict[str, Any]:
+                return await statements_run(cfg, impl, ops)
+
+            jobs.append(Job("statements", rep, impl, {"ops": ops}, run))
+    return jobs
+
+
+def statements_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    impls = list(dict.fromkeys(j.impl for j in jobs))
+    cols = [v for v in STATUS_VARS if v != "Connections"]
+    data = {impl: {v: median([j.result[v] for j in jobs if j.impl == impl]) for v in cols}
+            for impl in impls}
+    rows = [[impl, *(fmt(data[impl][v], 2) for v in cols)] for impl in impls]
+    return {"data": data, "table": md_table(["implementation", *(f"{v}/op" for v in cols)], rows)}
+
+
+# ------------------------------------------------------------------ 6 uvloop
+
+
+def uvloop_jobs(cfg: Config) -> list[Job]:
+    return throughput_jobs(cfg, "uvloop", (100,))
+
+
+# ------------------------------------------------------------------ 7 memory
+
+
+async def _bare(cfg: Config, driver: str, n: int) -> list[Any]:
+    kw = connect_kwargs(cfg.dsn)
+    if driver == "asyncmy":
+        import asyncmy
+        from adapters import AsyncmyAdapter
+
+        kw = AsyncmyAdapter(cfg.dsn, 1)._asyncmy_kwargs()
+        conns = list(await asyncio.gather(*(asyncmy.connect(**kw) for _ in range(n))))
+    else:
+        conns = list(await asyncio.gather(*(aiomysql.connect(**kw) for _ in range(n))))
+    for conn in conns:  # the same state as a pooled connection that has served a query
+        await cursor_query(conn)
+    return conns
+
+
+async def _traced(build: Callable[[], Awaitable[Any]],
+                  teardown: Callable[[Any], Awaitable[None]]) -> int:
+    gc.collect()
+    m0 = tracemalloc.get_traced_memory()[0]
+    obj = await build()
+    gc.collect()
+    m1 = tracemalloc.get_traced_memory()[0]
+    await teardown(obj)
+    return m1 - m0
+
+
+async def memory_run(cfg: Config, impl: str) -> dict[str, Any]:
+    driver = ADAPTERS[impl].driver
+
+    async def build_bare(n: int) -> Any:
+        return await _bare(cfg, driver, n)
+
+    async def close_bare(conns: Any) -> None:
+        for c in conns:
+            c.close()
+
+    async def build_pool(n: int) -> Any:
+        a = make(cfg, impl, n)
+        await a.open()
+        await a.warm(n)
+        return a
+
+    async def close_pool(a: Any) -> None:
+        await a.close()
+
+    tracemalloc.start()
+    try:
+        per: dict[str, float] = {}
+        for what, build, teardown in ((impl, build_pool, close_pool),
+                                      ("bare", build_bare, close_bare)):
+            sizes = {}
+            for n in (10, 100):
+                if n == 10:  # a first pass, not kept: one-time costs (imports, caches)
+                    await _traced(functools.partial(build, n), teardown)
+                sizes[n] = await _traced(functools.partial(build, n), teardown)
+            per[what] = (sizes[100] - sizes[10]) / 90
+    finally:
+        tracemalloc.stop()
+    return {"per_conn": per[impl], "bare": per["bare"], "added": per[impl] - per["bare"]}
+
+
+def memory_jobs(cfg: Config) -> list[Job]:
+    impls = [i for i in cfg.impls if i not in ("connect-per-request", "raw-dedicated")]
+    reps = max(1, min(cfg.reps, 3))
+    jobs = []
+    for rep in range(reps):
+        for impl in rotated(impls, rep):
+
+            async def run(impl: str = impl) -> dict[str, Any]:
+                return await memory_run(cfg, impl)
+
+            jobs.append(Job("memory", rep, impl, {}, run))
+    return jobs
+
+
+def memory_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    impls = list(dict.fromkeys(j.impl for j in jobs))
+    keys = ("per_conn", "bare", "added")
+    data = {impl: {k: median([j.result[k] for j in jobs if j.impl == impl]) for k in keys}
+            for impl in impls}
+    rows = [[impl, f"{d['per_conn']:,.0f}", f"{d['bare']:,.0f}", f"{d['added']:,.0f}"]
+            for impl, d in data.items()]
+    headers = ["implementation", "bytes per idle connection", "bare driver connection",
+               "added by the pool"]
+    return {"data": data, "table": md_table(headers, rows)}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def fmt(x: float | None, digits: int) -> str:
+    if x is None or x != x:
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    jobs: Callable[[Config], list[Job]]
+    summary: Callable[[Config, list[Job]], dict[str, Any]]
+    loop: str = "asyncio"
+
+
+SCENARIOS = (
+    Scenario("overhead", "1. Overhead: acquire + release, no query (µs per pair)",
+             overhead_jobs, overhead_summary),
+    Scenario("throughput", "2. Throughput: SELECT 1 + fetch, pool of 10",
+             throughput_jobs, throughput_summary),
+    Scenario("fairness", "3. Fairness under overload: 1000 tasks on 10 connections",
+             fairness_jobs, fairness_summary),
+    Scenario("cold", "4. Cold start: 100 concurrent first acquires, empty pool of max 20",
+             cold_jobs, cold_summary),
+    Scenario("statements", "5. Statements per operation (server global counters)",
+             statements_jobs, statements_summary),
+    Scenario("uvloop", "6. Throughput under uvloop: 100 tasks, pool of 10",
+             uvloop_jobs, throughput_summary, loop="uvloop"),
+    Scenario("memory", "7. Memory per idle connection (tracemalloc, (100 - 10 idle) / 90)",
+             memory_jobs, memory_summary),
+)

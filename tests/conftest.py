@@ -174,3 +174,31 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
         yield server
     finally:
         server.remove()
+
+
+# Figures the fault tests measure (recovery times, errors by kind, deadline
+# overruns...), printed as one table at the end of the run.
+_FIGURES: list[tuple[str, str, str]] = []
+
+Figure = Callable[[str, object], None]
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Figure:
+    """``figure(name, value)``: report a measured figure in the run's summary table."""
+    test = request.node.name
+
+    def record(name: str, value: object) -> None:
+        _FIGURES.append((test, name, str(value)))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("figures measured by the fault tests")
+    terminalreporter.write_line("| test | figure | value |")
+    terminalreporter.write_line("|---|---|---|")
+    for test, name, value in _FIGURES:
+        terminalreporter.write_line(f"| {test} | {name} | {value} |")

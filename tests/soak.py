@@ -37,6 +37,7 @@ from privateserver import PrivateServer, missing_tools
 
 TABLE = "soak_writes"
 ACQUIRE_TIMEOUT = 2.0
+OP_TIMEOUT = 5.0  # the workload's own bound on each statement
 
 
 class Tally:
@@ -52,6 +53,9 @@ class Tally:
         self.worst_overrun = 0.0  # seconds an acquire took beyond its timeout
 
     def error(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.TimeoutError) and not isinstance(exc, PoolTimeout):
+            self.errors["statement timed out (the caller's own bound)"] += 1
+            return
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         self.errors[f"{type(exc).__name__}{f' {code}' if code else ''}"] += 1
 
@@ -80,17 +84,22 @@ async def worker(number: int, pool: Pool, tally: Tally, stop: asyncio.Event) -> 
                 )
                 async with conn.cursor() as cur:
                     if rng.random() < 0.7:
-                        await cur.execute("SELECT %s", (number,))
+                        # A reply swallowed by a blackhole never comes: like any
+                        # careful caller, bound the statement (the pool then
+                        # discards the connection, its reply half read).
+                        await asyncio.wait_for(cur.execute("SELECT %s", (number,)), OP_TIMEOUT)
                         (answer,) = await cur.fetchone()
                         if answer != number:
                             tally.wrong_answers += 1
                     else:
                         seq += 1
                         op = f"{number}-{seq}"
-                        await cur.execute("BEGIN")
-                        await cur.execute(f"INSERT INTO {TABLE} (op) VALUES (%s)", (op,))
+                        await asyncio.wait_for(cur.execute("BEGIN"), OP_TIMEOUT)
+                        await asyncio.wait_for(
+                            cur.execute(f"INSERT INTO {TABLE} (op) VALUES (%s)", (op,)), OP_TIMEOUT
+                        )
                         committing = True
-                        await cur.execute("COMMIT")
+                        await asyncio.wait_for(cur.execute("COMMIT"), OP_TIMEOUT)
                         tally.acknowledged.add(op)
             tally.ops += 1
         except PoolTimeout as exc:
@@ -98,7 +107,7 @@ async def worker(number: int, pool: Pool, tally: Tally, stop: asyncio.Event) -> 
                 tally.worst_overrun, time.monotonic() - began - ACQUIRE_TIMEOUT
             )
             tally.error(exc)
-        except (pymysql.err.MySQLError, PoolError, OSError) as exc:
+        except (pymysql.err.MySQLError, PoolError, OSError, asyncio.TimeoutError) as exc:
             tally.error(exc)
             if committing:
                 tally.in_doubt.add(op)

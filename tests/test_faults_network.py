@@ -22,7 +22,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
-from conftest import Admin, scalar
+from conftest import Admin, Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, PoolTimeout, parse_dsn
 from mysqlpool._connection import socket_is_dead
@@ -95,11 +95,12 @@ async def idle_connections(pool: Pool, count: int) -> list[Any]:
 
 
 async def test_refused_connect_fails_at_once_with_the_drivers_error(
-    proxied_pool: PoolFactory, proxy: FaultProxy
+    proxied_pool: PoolFactory, proxy: FaultProxy, figure: Figure
 ) -> None:
     pool = await proxied_pool(pool_size=1)
     proxy.refuse()
     error, elapsed = await timed_failure(pool, timeout=0.5)
+    figure("acquire(timeout=0.5) ended after (s)", f"{elapsed:.3f}")
     assert isinstance(error, pymysql.err.OperationalError)
     assert error.args[0] == CR_CONN_HOST_ERROR
     assert elapsed <= 0.5 + MARGIN
@@ -114,11 +115,15 @@ async def test_refused_connect_fails_at_once_with_the_drivers_error(
     ],
 )
 async def test_connect_that_hangs_is_cut_at_the_deadline(
-    proxied_pool: PoolFactory, proxy: FaultProxy, fault: Callable[[FaultProxy], None]
+    proxied_pool: PoolFactory,
+    proxy: FaultProxy,
+    fault: Callable[[FaultProxy], None],
+    figure: Figure,
 ) -> None:
     pool = await proxied_pool(pool_size=1)
     fault(proxy)
     error, elapsed = await timed_failure(pool, timeout=0.5)
+    figure("acquire(timeout=0.5) ended after (s)", f"{elapsed:.3f}")
     assert isinstance(error, PoolTimeout)
     assert 0.5 - 0.05 <= elapsed <= 0.5 + MARGIN, elapsed
     assert proxy.accepted == 1

@@ -28,7 +28,7 @@ import aiomysql
 import pymysql
 import pytest
 
-from conftest import PoolFactory, scalar
+from conftest import Figure, PoolFactory, scalar
 from mysqlpool import PoolTimeout
 from polling import until
 from privateserver import PrivateServer
@@ -68,7 +68,7 @@ async def select(conn: Any, value: int) -> Any:
 
 @pytest.mark.slow
 async def test_kill_and_restart_under_load_of_200_tasks(
-    make_pool: PoolFactory, private_server: PrivateServer
+    make_pool: PoolFactory, private_server: PrivateServer, figure: Figure
 ) -> None:
     pool = await make_pool(private_server.dsn, pool_size=10, max_overflow=10, timeout=5)
     loop = asyncio.get_running_loop()
@@ -139,13 +139,17 @@ async def test_kill_and_restart_under_load_of_200_tasks(
     pool._check_invariants()
     stats = pool.stats()
     errors = {outcome: n for (_, outcome), n in outcomes.items() if outcome != "ok"}
-    print(
-        f"\nload: ops ok before/down/after = {count('before', True)}/{count('down', True)}/"
-        f"{count('after', True)}; errors {dict(sorted(errors.items()))}; "
-        f"down {up_at - killed_at:.2f} s; first ok {first_ok_after and first_ok_after - up_at:.3f}"
-        f" s after restart; all tasks done {done_at - up_at:.2f} s after restart; "
-        f"longest op {longest:.2f} s; {stats}"
+    figure(
+        "ops ok before / while down / after restart",
+        f"{count('before', True)} / {count('down', True)} / {count('after', True)}",
     )
+    figure("errors surfaced", dict(sorted(errors.items())))
+    figure("server down (s)", f"{up_at - killed_at:.2f}")
+    figure("first success after restart (s)",
+           f"{first_ok_after - up_at:.3f}" if first_ok_after else "none")
+    figure("all 200 tasks done after restart (s)", f"{done_at - up_at:.2f}")
+    figure("longest single operation (s)", f"{longest:.2f}")
+    figure("slots lost", stats.in_use + stats.waiting + stats.opening)
     assert wrong_answers == []
     assert errors, "the kill surfaced no error to any caller"
     # Every failure was the driver's or a PoolTimeout (anything else escaped
@@ -234,7 +238,10 @@ async def test_acquire_while_server_is_down_fails_fast_and_frees_the_slot(
 
 @pytest.mark.slow
 async def test_refill_backs_off_while_server_is_down_and_recovers_by_itself(
-    make_pool: PoolFactory, private_server: PrivateServer, caplog: pytest.LogCaptureFixture
+    make_pool: PoolFactory,
+    private_server: PrivateServer,
+    caplog: pytest.LogCaptureFixture,
+    figure: Figure,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="mysqlpool")
     pool = await make_pool(
@@ -258,10 +265,8 @@ async def test_refill_backs_off_while_server_is_down_and_recovers_by_itself(
     # Back by itself: no acquire, the reaper refills once its backoff expires.
     await until(lambda: len(pool) == 2, "refilled after the restart", timeout=5)
     recovered = time.monotonic() - up_at
-    print(
-        f"\nrefill: {failed} failed connects in {up_at - down_at:.2f} s of downtime "
-        f"(reaper_interval 0.05 s); refilled {recovered:.2f} s after the restart"
-    )
+    figure("failed refills during downtime", f"{failed} in {up_at - down_at:.2f} s")
+    figure("refilled after the restart (s)", f"{recovered:.2f}")
     pool._check_invariants()
     assert pool.stats().opening == 0
     assert recovered < 3.5  # a couple of backoff steps, not a fixed long wait

@@ -20,7 +20,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
-from conftest import Admin, PoolFactory
+from conftest import Admin, Figure, PoolFactory
 from faultproxy import FaultProxy
 from mysqlpool import PoolError, parse_dsn
 
@@ -40,7 +40,7 @@ async def table(admin: Admin) -> AsyncIterator[str]:
 
 @pytest.mark.slow
 async def test_no_write_lost_or_doubled_under_kills_and_resets(
-    make_pool: PoolFactory, admin: Admin, table: str, mysql_dsn: str
+    make_pool: PoolFactory, admin: Admin, table: str, mysql_dsn: str, figure: Figure
 ) -> None:
     params = parse_dsn(mysql_dsn)
     rng = random.Random(7)
@@ -95,10 +95,13 @@ async def test_no_write_lost_or_doubled_under_kills_and_resets(
     doubled = {op: n for op, n in rows.items() if n > 1}
     lost = acknowledged - set(rows)
     unexplained = set(rows) - acknowledged - in_doubt
-    print(
-        f"\nwrites: {len(acknowledged)} acknowledged, {len(in_doubt)} in doubt, "
-        f"{len(rows)} in the table; faults and errors: {dict(errors)}"
-    )
+    figure("writes acknowledged", len(acknowledged))
+    figure("writes in doubt (COMMIT reply lost)", len(in_doubt))
+    figure("rows in the table", sum(rows.values()))
+    figure("writes lost / doubled", f"{len(lost)} / {sum(doubled.values())}")
+    figure("faults: server KILLs / proxy RST rounds",
+           f"{errors['(server KILLs)']} / {errors['(proxy RST rounds)']}")
+    figure("errors surfaced", {k: v for k, v in errors.items() if not k.startswith("(")})
     assert doubled == {}
     assert lost == set()
     assert unexplained == set()

@@ -25,11 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiomysql
+import pymysql
 import pytest
 import pytest_asyncio
 
@@ -37,10 +40,20 @@ from mysqlpool import Pool, parse_dsn
 from mysqlpool._discovery import CommandError, resolve_server
 from privateserver import PrivateServer, missing_tools
 
+#: The suite runs as an account of its own with this password, and the whole
+#: run (every log line, captured output and failure text) is searched for it.
+SUITE_USER = "mysqlpool_suite"
+SUITE_PASSWORD = "Suite-" + secrets.token_hex(8)
+
 
 @pytest.fixture(scope="session")
 def mysql_dsn() -> Iterator[str]:
-    """DSN of a MySQL/MariaDB server the tests may use freely (see module docstring)."""
+    """DSN of a MySQL/MariaDB server the tests may use freely (see module docstring).
+
+    Where the server's account may create users, the tests log in as
+    ``SUITE_USER`` with ``SUITE_PASSWORD`` (all privileges, dropped at the
+    end), so that a password is in play everywhere the suite looks.
+    """
     with contextlib.ExitStack() as stack:
         try:
             server = resolve_server(None, stack, verbose=True)
@@ -49,7 +62,97 @@ def mysql_dsn() -> Iterator[str]:
             if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
                 pytest.exit(message, returncode=1)
             pytest.skip(message)
-        yield server.dsn
+        suite_dsn = _create_suite_account(server.dsn)
+        try:
+            yield suite_dsn or server.dsn
+        finally:
+            if suite_dsn:
+                _drop_suite_account(server.dsn)
+
+
+def _root(dsn: str) -> Any:
+    params = parse_dsn(dsn)
+    return pymysql.connect(
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password,
+        database=params.db,
+        connect_timeout=5,
+    )
+
+
+def _create_suite_account(dsn: str) -> str | None:
+    """Create the suite's account; its DSN, or None if this login can't create users."""
+    params = parse_dsn(dsn)
+    hosts = ("127.0.0.1", "localhost") if params.host in ("127.0.0.1", "localhost") else ("%",)
+    try:
+        conn = _root(dsn)
+        try:
+            with conn.cursor() as cur:
+                for host in hosts:
+                    account = f"'{SUITE_USER}'@'{host}'"
+                    cur.execute(f"CREATE USER IF NOT EXISTS {account}")
+                    cur.execute(f"ALTER USER {account} IDENTIFIED BY %s", (SUITE_PASSWORD,))
+                    cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
+        finally:
+            conn.close()
+    except pymysql.MySQLError:
+        return None
+    query = dsn.partition("?")[2]
+    host = f"[{params.host}]" if ":" in params.host else params.host
+    suite = f"mysql://{SUITE_USER}:{SUITE_PASSWORD}@{host}:{params.port}/{params.db or ''}"
+    return f"{suite}?{query}" if query else suite
+
+
+def _drop_suite_account(dsn: str) -> None:
+    params = parse_dsn(dsn)
+    hosts = ("127.0.0.1", "localhost") if params.host in ("127.0.0.1", "localhost") else ("%",)
+    with contextlib.suppress(pymysql.MySQLError):
+        conn = _root(dsn)
+        try:
+            with conn.cursor() as cur:
+                for host in hosts:
+                    cur.execute(f"DROP USER IF EXISTS '{SUITE_USER}'@'{host}'")
+        finally:
+            conn.close()
+
+
+class _PasswordWatch(logging.Handler):
+    """Every record logged during the run, formatted as a reader would see it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if SUITE_PASSWORD in text:
+            self.leaks.append(f"log {record.name}: {text[:200]}")
+
+
+_watch = _PasswordWatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(_watch)
+    logging.getLogger("mysqlpool").setLevel(logging.DEBUG)  # watch even the debug lines
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    texts = [report.longreprtext, *(content for _, content in report.sections)]
+    if any(SUITE_PASSWORD in text for text in texts):
+        _watch.leaks.append(f"output of {report.nodeid} ({report.when})")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _watch.leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.section("the suite's password leaked", red=True)
+            for leak in _watch.leaks:
+                reporter.write_line(leak)
 
 
 @pytest.fixture(scope="session")

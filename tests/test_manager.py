@@ -250,3 +250,13 @@ async def test_a_bad_option_fails_at_construction(options: dict[str, Any]) -> No
     option = next(iter(options))
     with pytest.raises(ValueError, match=option):
         PoolManager(**options)
+
+
+async def test_stats_keep_pools_whose_dsns_differ_only_in_the_password(
+    manager: PoolManager,
+) -> None:
+    # Never connected: stats need no server.
+    await manager.get_pool("mysql://app:first-pw@127.0.0.1:1/shop")
+    await manager.get_pool("mysql://app:second-pw@127.0.0.1:1/shop")
+    labels = list(manager.stats())
+    assert labels == ["mysql://app:***@127.0.0.1:1/shop", "mysql://app:***@127.0.0.1:1/shop #2"]

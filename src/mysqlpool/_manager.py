@@ -79,8 +79,21 @@ class PoolManager:
         return MappingProxyType(self._pools)
 
     def stats(self) -> dict[str, PoolStats]:
-        """Each pool's stats, by its redacted DSN."""
-        return {str(pool.params): pool.stats() for pool in self._pools.values()}
+        """Each pool's stats, by its redacted DSN.
+
+        Two pools whose DSNs differ only in what redaction hides (the
+        password) would share a label: the later ones get `` #2``, `` #3``...
+        so no pool's stats are dropped.
+        """
+        result: dict[str, PoolStats] = {}
+        for pool in self._pools.values():
+            label = base = str(pool.params)
+            count = 1
+            while label in result:
+                count += 1
+                label = f"{base} #{count}"
+            result[label] = pool.stats()
+        return result
 
     async def close(self, timeout: float | None = None) -> None:
         """Close every pool (see :meth:`Pool.close`); the manager takes no new work."""

@@ -125,3 +125,73 @@ async def test_plain_pool_on_the_tls_server_still_works(
     pool = await make_pool(server.dsn)
     async with pool.acquire() as conn:
         assert await scalar(conn, "SELECT 1") == 1
+
+
+# -- a server that asks for the password in clear (PAM) ------------------------
+
+PAM_SERVICE = Path("/etc/pam.d/mysqlpool-test-clear")
+
+
+@pytest.fixture(scope="module")
+def pam_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A private server with TLS whose account ``clear`` logs in through PAM
+    with ``mysql_clear_password``; yields its DSN and CA certificate.
+
+    The PAM service (pam_permit) is a file of this test's, removed after.
+    """
+    problem = missing_tools()
+    if problem is not None:
+        pytest.skip(f"no private server: {problem}")
+    if not Path("/usr/lib/mysql/plugin/auth_pam_v1.so").exists() or not PAM_SERVICE.parent.is_dir():
+        pytest.skip("needs MariaDB's auth_pam_v1 plugin and /etc/pam.d")
+    base = tmp_path_factory.mktemp("pamserver")
+    cert, key = _self_signed(base)
+    PAM_SERVICE.write_text("auth required pam_permit.so\naccount required pam_permit.so\n")
+    server = PrivateServer(
+        base,
+        options=(
+            f"--ssl-cert={cert}",
+            f"--ssl-key={key}",
+            "--plugin-load-add=auth_pam_v1.so",
+            "--pam-use-cleartext-plugin=ON",
+        ),
+    )
+    try:
+        server.start()
+        admin = pymysql.connect(host="127.0.0.1", port=server.port, user="root", database="test")
+        try:
+            with admin.cursor() as cur:
+                cur.execute(
+                    "CREATE USER 'clear'@'127.0.0.1' IDENTIFIED VIA pam USING %s",
+                    (PAM_SERVICE.name,),
+                )
+                cur.execute("GRANT SELECT ON test.* TO 'clear'@'127.0.0.1'")
+        finally:
+            admin.close()
+        yield f"mysql://clear:pam-secret@127.0.0.1:{server.port}/test", cert
+    finally:
+        server.remove()
+        PAM_SERVICE.unlink(missing_ok=True)
+
+
+async def test_a_cleartext_password_request_without_tls_is_refused(
+    make_pool: PoolFactory, pam_server: tuple[str, Path]
+) -> None:
+    dsn, _ = pam_server
+    pool = await make_pool(dsn)
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        await pool.acquire()
+    assert refused.value.args[0] == 2059
+    assert "in clear" in refused.value.args[1]
+    assert "pam-secret" not in str(refused.value)
+    assert pool.stats().open == 0
+
+
+async def test_a_cleartext_password_over_tls_is_sent(
+    make_pool: PoolFactory, pam_server: tuple[str, Path]
+) -> None:
+    dsn, cert = pam_server
+    pool = await make_pool(_with(dsn, f"ssl_ca={cert}"))
+    async with pool.acquire() as conn:
+        assert await scalar(conn, "SELECT CURRENT_USER()") == "clear@127.0.0.1"
+        assert conn._auth_plugin_used == "mysql_clear_password"

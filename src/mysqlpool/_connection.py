@@ -52,6 +52,12 @@ CONNECTION_LOSS_CODES = frozenset({1053, 1927, 2006, 2013, 2014, 2045, 2055, 403
 _LOSS_MESSAGES = ("Not connected", "Packet sequence number wrong", "Cancelled during execution")
 
 _CR_SSL_CONNECTION_ERROR = 2026  # the client error code for a failed TLS set-up
+_CR_AUTH_PLUGIN_ERROR = 2059  # the client error code for an authentication plugin refused
+_CLEARTEXT_REFUSED = (
+    "the server asked for the password in clear (mysql_clear_password) on a "
+    "connection without TLS: refused; configure TLS (ssl_ca=...) for this account"
+)
+CLIENT_SSL = 0x800  # capability flag: the server can switch to TLS
 _COM_QUIT = 0x01
 _COM_RESET_CONNECTION = 0x1F
 # A whole COM_QUIT packet: 3-byte length 1, sequence 0, the command byte.
@@ -62,6 +68,31 @@ _SERVER_STATUS_AUTOCOMMIT = 0x0002
 _SERVER_STATUS_IN_TRANS_READONLY = 0x2000
 
 
+class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
+    """aiomysql's connection, refusing to send a password in clear over the network.
+
+    A server may ask for the ``mysql_clear_password`` plugin (PAM, LDAP);
+    aiomysql then sends the password as is, even without TLS. Here that is
+    refused unless the connection is encrypted or a local unix socket.
+    """
+
+    def _clear_password_refused(self) -> bool:
+        encrypted = self._writer is not None and self._writer.get_extra_info("ssl_object")
+        return not encrypted and not self._unix_socket
+
+    async def _request_authentication(self) -> None:
+        announced = self._client_auth_plugin or self._server_auth_plugin
+        will_encrypt = self._ssl_context is not None and self.server_capabilities & CLIENT_SSL
+        if announced == "mysql_clear_password" and not will_encrypt and not self._unix_socket:
+            raise pymysql.err.OperationalError(_CR_AUTH_PLUGIN_ERROR, _CLEARTEXT_REFUSED)
+        await super()._request_authentication()
+
+    async def _process_auth(self, plugin_name: bytes, auth_packet: Any) -> Any:
+        if plugin_name == b"mysql_clear_password" and self._clear_password_refused():
+            raise pymysql.err.OperationalError(_CR_AUTH_PLUGIN_ERROR, _CLEARTEXT_REFUSED)
+        return await super()._process_auth(plugin_name, auth_packet)
+
+
 async def open_connection(params: ConnectParams, init: InitCallback | None) -> Any:
     """Open and log in one connection, then run ``init`` on it.
 
@@ -70,7 +101,7 @@ async def open_connection(params: ConnectParams, init: InitCallback | None) -> A
     itself only cleans up after ``Exception``, so a cancelled handshake would
     otherwise leave a socket open.
     """
-    conn = Connection(**params.connect_kwargs())
+    conn = PooledConnection(**params.connect_kwargs())
     try:
         await conn._connect()
         if params.ssl is not None and conn._writer.get_extra_info("ssl_object") is None:

@@ -33,6 +33,7 @@ __all__ = [
     "read_wait_timeout",
     "reset_session",
     "result_marker",
+    "reusable",
     "socket_is_dead",
 ]
 
@@ -133,6 +134,18 @@ def socket_is_dead(conn: Any) -> bool:
     # reader, so the reader alone tells.
     reader = conn._reader
     return bool(reader._eof or reader._buffer or reader._exception is not None)
+
+
+def reusable(conn: Any) -> bool:
+    """The common case of a return, in one call: open, nothing from the server
+    waiting to be read, no unbuffered result still streaming."""
+    if conn._writer is None:
+        return False
+    reader = conn._reader
+    if reader._eof or reader._buffer or reader._exception is not None:
+        return False
+    result = conn._result
+    return result is None or not result.unbuffered_active
 
 
 def is_connection_lost(exc: BaseException | None) -> bool:

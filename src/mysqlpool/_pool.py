@@ -282,12 +282,14 @@ class Pool:
         )
         # Nobody ever blocks on this queue (waiters are our own futures) and
         # nobody joins it, so its getter/putter wake-ups and task counting are
-        # pure cost on the hot path: use the storage hooks that Queue and
-        # LifoQueue define for exactly this (FIFO or LIFO order).
-        self._idle_get = self._idle._get
-        self._idle_put = self._idle._put
+        # pure cost on the hot path.
+        # Its storage, a deque (FIFO) or a list (LIFO), is used directly: one
+        # call per checkout or return instead of two.
+        storage: Any = self._idle._queue  # type: ignore[attr-defined]
+        self._idle_items: collections.abc.Sized = storage
+        self._idle_get: Callable[[], _Entry] = storage.pop if self._lifo else storage.popleft
+        self._idle_put: Callable[[_Entry], None] = storage.append
         self._idle_count = self._idle.qsize
-        self._idle_items: collections.abc.Sized = self._idle._queue  # type: ignore[attr-defined]
         # Checked-out connections (and those handed to a waiter or coming
         # back), by connection: how release() tells ours from foreign ones.
         self._in_use: dict[Any, _Entry] = {}
@@ -755,7 +757,10 @@ class Pool:
             entry.leak_handle = None
         if self._on_checkin is not None:
             self._call_hook("on_checkin", self._on_checkin, conn)
-        reason = self._unknown_state_reason(conn, exc)
+        if exc is None and wire.reusable(conn):
+            reason = None
+        else:
+            reason = self._unknown_state_reason(conn, exc)
         if reason is not None and self._kill_query_on_cancel and wire.cancelled_mid_reply(conn):
             # The holder stopped waiting for its statement's reply; the server
             # is still running it. (Only a holder's statement: never the
@@ -820,9 +825,11 @@ class Pool:
             return
         now = time.monotonic()
         # The socket was checked by the caller, with no await since.
-        reason = self._age_reason(entry, now)
-        if reason is not None:
-            self._retire(entry, reason)
+        recycle, lifetime = self._recycle, self._max_lifetime
+        if (recycle is not None and now - entry.stamp >= recycle) or (
+            lifetime is not None and now - entry.opened_at >= lifetime
+        ):
+            self._retire(entry, self._age_reason(entry, now) or "aged")
             self._free_slot()
             return
         entry.idle_since = now

@@ -4,7 +4,9 @@ Every adapter has ``async open()``, ``async close()``, ``acquire()`` (an async
 context manager yielding a connection), ``async query(conn)`` (``SELECT 1``
 and a fetch through a cursor) and ``connections_opened()`` (None where the
 implementation does not say). ``async warm(n)`` leaves ``n`` idle connections
-in the pool by checking out ``n`` at once and returning them.
+in the pool by checking out ``n`` at once and returning them. ``pool_opts``
+(keyword) passes pool options to mysqlpool and SQLAlchemy (scenario 8's
+pre-ping); other keywords are connect options.
 
 All aiomysql-based adapters connect with the same keywords (those of the DSN,
 parsed by ``mysqlpool.parse_dsn``, so ``autocommit=True``); SQLAlchemy keeps its
@@ -48,9 +50,11 @@ class Adapter:
     driver = "aiomysql"
     dedicated = False
 
-    def __init__(self, dsn: str, size: int, **extra: Any) -> None:
+    def __init__(self, dsn: str, size: int, *, pool_opts: dict[str, Any] | None = None,
+                 **extra: Any) -> None:
         self.dsn = dsn
         self.size = size
+        self.pool_opts = dict(pool_opts or {})  # pool options (mysqlpool, SQLAlchemy only)
         self.kwargs = connect_kwargs(dsn, **extra)
 
     async def open(self) -> None:
@@ -90,7 +94,8 @@ class MysqlpoolAdapter(Adapter):
 
     async def open(self) -> None:
         extra = {k: v for k, v in self.kwargs.items() if k == "init_command" and v}
-        self.pool = mysqlpool.Pool(self.dsn, pool_size=self.size, max_overflow=0, **extra)
+        self.pool = mysqlpool.Pool(self.dsn, pool_size=self.size, max_overflow=0, **extra,
+                                   **self.pool_opts)
         await self.pool.open()
 
     async def close(self) -> None:
@@ -143,7 +148,8 @@ class _SQLAlchemyBase(Adapter):
 
         url, connect_args = self._url()
         self.engine = create_async_engine(
-            url, pool_size=self.size, max_overflow=0, connect_args=connect_args
+            url, pool_size=self.size, max_overflow=0, connect_args=connect_args,
+            **self.pool_opts,
         )
         self._opened = 0
 

@@ -3,7 +3,7 @@
     python benchmarks/run.py [--quick] [--dsn DSN] [--out DIR] [--reps N] [--only a,b]
 
 The DSN defaults to ``MYSQL_DSN`` or ``mysql://root@127.0.0.1:3306/test``.
-Scenarios: overhead, throughput, fairness, cold, statements, uvloop, memory.
+Scenarios: overhead, throughput, fairness, cold, statements, uvloop, memory, preping.
 """
 
 from __future__ import annotations
@@ -208,6 +208,22 @@ def targets(summaries: dict[str, dict[str, Any]]) -> str:
         return f"{ms:.0f} ms ({r:.2f} x raw), {n:.0f} opened", r <= 1.2 and n == 20
 
     row("cold start, 20 ms connects, 100 acquires, max 20", "≤ 1.2 x raw, 20 opened", cold)
+
+    def preping(impl: str) -> tuple[str, bool | None]:
+        if impl != "mysqlpool":
+            return "— (no pre-ping option)" if impl == "aiomysql" else "—", None
+        hot = get("preping", "mysqlpool pre_ping=True", "hot")
+        idle = get("preping", "mysqlpool pre_ping=True", "idle")
+        extra = get("preping", "mysqlpool pre_ping=True", "extra_us")
+        if hot is None or idle is None:
+            return "—", None
+        text = f"{hot:.2f} pings/acquire hot, {idle:.2f} idle > 1 s"
+        if extra is not None:
+            text += f"; {extra:+.2f} µs hot vs off"
+        return text, hot == 0 and idle == 1
+
+    row("pre_ping=True: pings per acquire (scenario 8)",
+        "0 hot, 1 when idle > threshold (~1 s)", preping)
     headers = ["figure", "aiomysql pool", "raw-fifo (reference)", "mysqlpool", "target", "verdict"]
     return md_table(headers, rows)
 
@@ -271,7 +287,9 @@ NOTES = {
     "raw-dedicated (min(tasks, 10) tasks each owning a connection) at the same concurrency. "
     "Within a repetition all pools stay open and take turns in short slices (4 x 0.25 s "
     "each, rotating order), so outside load hits them alike. "
-    "asyncmy runs its own Cython driver, so its ratio to the aiomysql reference can exceed 1.",
+    "asyncmy runs its own Cython driver, so its ratio to the aiomysql reference can exceed 1. "
+    "Wall-clock q/s swings with outside load on a shared machine; the client CPU per query "
+    "(second table) is far steadier and isolates each pool's own cost.",
     "fairness": "Each task loops acquire → SELECT 1 → release until the deadline. "
     "*Overtaken*: share of grants (before the deadline) made while a request with a lower "
     "sequence number (asked earlier) was still waiting. Jain's index over per-task grant "
@@ -283,7 +301,16 @@ NOTES = {
     "statements": "Deltas of the server's global counters around 10 tasks x N ops on a warm "
     "pool, divided by the ops, minus the monitor's own SHOW. Global counters: other load on "
     "the server adds noise, run it alone.",
-    "uvloop": "Scenario 2 at 100 tasks on a `uvloop.new_event_loop()` loop.",
+    "uvloop": "Scenario 2 at 100 tasks on a `uvloop.new_event_loop()` loop. The CPU table "
+    "is the client process's CPU per query, as in scenario 2.",
+    "preping": "Pings counted with the per-session `Com_admin_commands` counter (COM_PING "
+    "counts there; the SHOW that reads it is a COM_QUERY and does not), read on each "
+    "connection before it is released, against that connection's previous reading. *hot*: "
+    "one task reacquires at once from a pool of 2; *idle*: both connections of a pool of 2 "
+    "left idle 1.2 s, then taken at once (mysqlpool's `pre_ping=True` threshold is 1 s; "
+    "SQLAlchemy's `pool_pre_ping=True` pings at every checkout). Latency: 1 task, `async "
+    "with acquire()` and nothing inside, pool of 10, all variants in rotating slices; "
+    "*+ vs off* is the per-repetition difference to the same pool with pre-ping off.",
     "memory": "tracemalloc: traced bytes held by a pool with 100 idle connections minus one "
     "with 10, over 90; *bare* is the same for a plain list of driver connections "
     "(aiomysql, or asyncmy for asyncmy), each having run one query. raw-fifo keeps a "
@@ -349,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "- pool of 10 connections unless said otherwise; `SELECT 1` fetched through a cursor",
         "",
     ]
-    if summaries.get("overhead") or summaries.get("throughput"):
+    if summaries.get("overhead") or summaries.get("throughput") or summaries.get("preping"):
         md += ["## Targets (issue 4)", "", targets(summaries), ""]
     for s in scenarios:
         md += [f"## {s.title}", "", NOTES[s.key], "", summaries[s.key]["table"], ""]

@@ -24,6 +24,7 @@ import aiomysql
 from adapters import ADAPTERS, Adapter, connect_kwargs, cursor_query
 
 perf = time.perf_counter
+cpu_time = time.process_time  # this process's CPU (user + system), all threads
 
 POOL_IMPLS = (
     "mysqlpool",
@@ -200,16 +201,21 @@ async def throughput_group(cfg: Config, impls: Sequence[str], tasks: int, slices
             await run_workers(a, tasks, a.query, slice_dur / 5)  # warm the code paths
         ops = dict.fromkeys(impls, 0)
         secs = dict.fromkeys(impls, 0.0)
+        cpu = dict.fromkeys(impls, 0.0)
         for k in range(slices):
             for impl in rotated(impls, rep + k):
                 a = adapters[impl]
+                c0 = cpu_time()
                 n, t = await run_workers(a, tasks, a.query, slice_dur)
+                cpu[impl] += cpu_time() - c0
                 ops[impl] += n
                 secs[impl] += t
     finally:
         for a in adapters.values():
             await a.close()
-    return {"per_impl": {i: {"qps": ops[i] / secs[i], "ops": ops[i]} for i in impls}}
+    return {"per_impl": {i: {"qps": ops[i] / secs[i], "ops": ops[i],
+                             "cpu_us": cpu[i] / ops[i] * 1e6 if ops[i] else float("nan")}
+                         for i in impls}}
 
 
 def throughput_jobs(cfg: Config, scenario: str = "throughput",
@@ -241,19 +247,36 @@ def throughput_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
                 continue
             ratios = [r[impl]["qps"] / r["raw-dedicated"]["qps"] for r in mine
                       if "raw-dedicated" in r]
+            # CPU per query, and the same minus raw-dedicated's (the pool's own
+            # cost), each difference taken within one repetition.
+            cpus = [r[impl]["cpu_us"] for r in mine if "cpu_us" in r[impl]]
+            extra = [r[impl]["cpu_us"] - r["raw-dedicated"]["cpu_us"] for r in mine
+                     if "cpu_us" in r[impl] and "cpu_us" in r.get("raw-dedicated", {})]
             data[impl][str(c)] = {
                 "qps": median([r[impl]["qps"] for r in mine]),
                 "ratio": median(ratios),
+                "cpu_us": median(cpus),
+                "cpu_extra_us": median(extra),
             }
-    rows = []
+    rows, cpu_rows = [], []
     for impl in impls:
-        cells = []
+        cells, cpu_cells = [], []
         for c in concs:
             d = data[impl].get(str(c))
             cells.append("—" if d is None else f"{d['qps']:,.0f} ({d['ratio']:.2f})")
+            cpu_cells.append("—" if d is None else
+                             f"{fmt(d['cpu_us'], 1)} ({d['cpu_extra_us']:+.1f})")
         rows.append([impl, *cells])
+        cpu_rows.append([impl, *cpu_cells])
     table = md_table(["implementation", *(f"{c} tasks q/s (x raw-dedicated)" for c in concs)], rows)
-    return {"data": data, "table": table}
+    cpu_table = md_table(
+        ["implementation", *(f"{c} tasks: CPU µs/query (vs raw-dedicated)" for c in concs)],
+        cpu_rows)
+    text = (f"{table}\n\nClient CPU per query: `time.process_time()` of the benchmark "
+            "process over the same slices, divided by the queries (median; in brackets the "
+            "median per-repetition difference to raw-dedicated, i.e. what the pool itself "
+            f"costs per query).\n\n{cpu_table}")
+    return {"data": data, "table": text}
 
 
 # --------------------------------------------------------------- 3 fairness
@@ -593,6 +616,173 @@ def memory_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
     return {"data": data, "table": md_table(headers, rows)}
 
 
+# ----------------------------------------------------------------- 8 pre_ping
+
+#: (label, adapter, pool options, label of the same adapter with pre-ping off)
+PREPING_VARIANTS = (
+    ("mysqlpool pre_ping=False", "mysqlpool", {"pre_ping": False}, None),
+    ("mysqlpool pre_ping=True", "mysqlpool", {"pre_ping": True}, "mysqlpool pre_ping=False"),
+    ("sqlalchemy-pool pool_pre_ping=False", "sqlalchemy-pool", {"pool_pre_ping": False}, None),
+    ("sqlalchemy-pool pool_pre_ping=True", "sqlalchemy-pool", {"pool_pre_ping": True},
+     "sqlalchemy-pool pool_pre_ping=False"),
+)
+PREPING_IDLE = 1.2  # seconds between idle rounds: past mysqlpool's default 1 s threshold
+PREPING_SIZE = 2  # pool for the ping counts
+
+
+async def admin_commands(conn: Any) -> int:
+    """This session's ``Com_admin_commands`` (COM_PING among others), read on ``conn``.
+
+    SHOW STATUS is a COM_QUERY, so reading the counter does not move it.
+    """
+    async with conn.cursor() as cur:
+        await cur.execute("SHOW SESSION STATUS LIKE 'Com_admin_commands'")
+        (_, value) = await cur.fetchone()
+    return int(value)
+
+
+class PingCounter:
+    """Pings per acquire from per-session counter deltas, read before each release."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, int] = {}  # id(conn) -> counter at its last checkout
+        self.pings = 0
+        self.acquires = 0
+
+    async def observe(self, conn: Any, count: bool = True) -> None:
+        value = await admin_commands(conn)
+        prev = self.last.get(id(conn))
+        self.last[id(conn)] = value
+        if count and prev is not None:
+            self.pings += value - prev
+            self.acquires += 1
+
+    def take(self) -> float:
+        rate = self.pings / self.acquires if self.acquires else float("nan")
+        self.pings = self.acquires = 0
+        return rate
+
+
+async def _all_at_once(a: Adapter, n: int, counter: PingCounter, count: bool) -> None:
+    """``n`` tasks hold ``n`` connections at once, each reading its counter."""
+    held = 0
+    gate = asyncio.Event()
+
+    async def one() -> None:
+        nonlocal held
+        async with a.acquire() as conn:
+            await counter.observe(conn, count)
+            held += 1
+            if held == n:
+                gate.set()
+            await gate.wait()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def preping_group(cfg: Config, variants: Sequence[tuple[str, str, dict[str, Any]]],
+                        rep: int) -> dict[str, Any]:
+    hot_n = 20 if cfg.quick else 100
+    rounds = 1 if cfg.quick else 3
+    slices, slice_dur = (2, 0.1) if cfg.quick else (4, 0.25)
+    small: dict[str, Adapter] = {}
+    big: dict[str, Adapter] = {}
+    counters = {label: PingCounter() for label, _, _ in variants}
+    out: dict[str, dict[str, float]] = {label: {} for label, _, _ in variants}
+    try:
+        for label, impl, opts in variants:
+            small[label] = make(cfg, impl, PREPING_SIZE, pool_opts=opts)
+            big[label] = make(cfg, impl, cfg.pool_size, pool_opts=opts)
+            for a in (small[label], big[label]):
+                await a.open()
+            await big[label].warm(cfg.pool_size)
+            # Open both connections and take each one's baseline reading.
+            await _all_at_once(small[label], PREPING_SIZE, counters[label], False)
+
+        # (a) hot: one task reacquires at once, pool of 2.
+        for label, _, _ in variants:
+            a, counter = small[label], counters[label]
+            for _ in range(hot_n):
+                async with a.acquire() as conn:
+                    await counter.observe(conn)
+            out[label]["hot"] = counter.take()
+
+        # (b) idle: every connection idle for PREPING_IDLE s, then all taken at once
+        # (all variants in the same rounds, so the sleeps are shared).
+        for _ in range(rounds):
+            await asyncio.sleep(PREPING_IDLE)
+            await asyncio.gather(*(_all_at_once(small[label], PREPING_SIZE, counters[label], True)
+                                   for label, _, _ in variants))
+        for label, _, _ in variants:
+            out[label]["idle"] = counters[label].take()
+
+        # Latency on hot connections: 1 task, pool of 10, no query, in rotating slices.
+        labels = [label for label, _, _ in variants]
+        for label in labels:
+            await run_workers(big[label], 1, None, slice_dur / 5)  # warm the code paths
+        ops = dict.fromkeys(labels, 0)
+        secs = dict.fromkeys(labels, 0.0)
+        cpu = dict.fromkeys(labels, 0.0)
+        for k in range(slices):
+            for label in rotated(labels, rep + k):
+                c0 = cpu_time()
+                n, t = await run_workers(big[label], 1, None, slice_dur)
+                cpu[label] += cpu_time() - c0
+                ops[label] += n
+                secs[label] += t
+        for label in labels:
+            out[label]["us"] = secs[label] / ops[label] * 1e6
+            out[label]["cpu_us"] = cpu[label] / ops[label] * 1e6
+    finally:
+        for a in (*small.values(), *big.values()):
+            await a.close()
+    return {"per_variant": out}
+
+
+def preping_jobs(cfg: Config) -> list[Job]:
+    variants = []
+    for label, impl, opts, _ in PREPING_VARIANTS:
+        if impl not in cfg.impls:
+            continue
+        if impl.startswith("sqlalchemy"):
+            try:
+                import sqlalchemy  # noqa: F401
+            except ImportError:
+                continue
+        variants.append((label, impl, opts))
+    jobs = []
+    for rep in range(cfg.reps):
+
+        async def run(rep: int = rep) -> dict[str, Any]:
+            return await preping_group(cfg, variants, rep)
+
+        jobs.append(Job("preping", rep, "all", {}, run))
+    return jobs if variants else []
+
+
+def preping_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    results = [j.result["per_variant"] for j in jobs]
+    data: dict[str, dict[str, float]] = {}
+    rows = []
+    for label, _, _, base in PREPING_VARIANTS:
+        mine = [r[label] for r in results if label in r]
+        if not mine:
+            continue
+        d = {k: median([m[k] for m in mine]) for k in ("hot", "idle", "us", "cpu_us")}
+        extra = [r[label]["us"] - r[base]["us"] for r in results if base and base in r]
+        cpu_extra = [r[label]["cpu_us"] - r[base]["cpu_us"] for r in results if base and base in r]
+        d["extra_us"] = median(extra)
+        d["extra_cpu_us"] = median(cpu_extra)
+        data[label] = d
+        rows.append([label, fmt(d["hot"], 2), fmt(d["idle"], 2), fmt(d["us"], 2),
+                     fmt(d["extra_us"], 2) if extra else "",
+                     fmt(d["cpu_us"], 2), fmt(d["extra_cpu_us"], 2) if cpu_extra else ""])
+    headers = ["variant", "pings/acquire, hot", f"pings/acquire, idle {PREPING_IDLE:g} s",
+               "µs per acquire+release, hot", "+ µs vs pre-ping off",
+               "CPU µs per pair", "+ CPU µs vs off"]
+    return {"data": data, "table": md_table(headers, rows)}
+
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -632,4 +822,6 @@ SCENARIOS = (
              uvloop_jobs, throughput_summary, loop="uvloop"),
     Scenario("memory", "7. Memory per idle connection (tracemalloc, (100 - 10 idle) / 90)",
              memory_jobs, memory_summary),
+    Scenario("preping", "8. pre_ping cost: pings per acquire, hot and idle; latency when hot",
+             preping_jobs, preping_summary),
 )

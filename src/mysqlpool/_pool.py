@@ -307,6 +307,9 @@ class Pool:
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
 
         self._started = False  # open() ran (or the first acquire() did it)
+        # Started and not closed: acquire may take an idle connection that
+        # needs no ping without a coroutine (the one flag the fast path reads).
+        self._checkout_without_io = False
         self._closed = False  # close() or terminate() began: no more acquires
         self._terminated = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -354,6 +357,7 @@ class Pool:
             return
         loop = asyncio.get_running_loop()
         self._started = True
+        self._checkout_without_io = True
         self._loop = loop
         self._drained = asyncio.Event()
         self._reaper = loop.create_task(self._reap_forever(), name=f"mysqlpool reaper {self._name}")
@@ -402,6 +406,7 @@ class Pool:
         if self._closed:
             return
         self._closed = True
+        self._checkout_without_io = False
         if self._reaper is not None:
             self._reaper.cancel()
         if self._fill_task is not None:
@@ -527,34 +532,44 @@ class Pool:
             return _SLOT
         return None
 
-    def _take_idle(self) -> _Entry | None:
-        """Check out the first usable idle connection, closing unusable ones."""
+    def _take_idle(self, unless_idle_for: float | None = None) -> _Entry | None:
+        """Check out the first usable idle connection, closing unusable ones.
+
+        With ``unless_idle_for``, stop (None) at a connection idle that long
+        instead: the caller's slow path pings it first.
+        """
         items, get = self._idle_items, self._idle_get
         recycle, lifetime = self._recycle, self._max_lifetime
         while len(items):
-            entry = get()
             now = time.monotonic()
+            if unless_idle_for is not None:
+                head: _Entry = items[-1] if self._lifo else items[0]  # type: ignore[index]
+                if now - head.idle_since >= unless_idle_for:
+                    return None
+            entry = get()
             if (
                 not wire.socket_is_dead(entry.conn)
                 and (recycle is None or now - entry.stamp < recycle)
                 and (lifetime is None or now - entry.opened_at < lifetime)
             ):
                 self._in_use[entry.conn] = entry
+                entry.stamp = now  # checked out now (recycle counts from here)
                 return entry
             self._retire(entry, self._retire_reason(entry, now) or "unusable")
             self._slots -= 1
         return None
 
     def _checkout_now(self) -> Any:
-        """The fast path of acquire: an idle connection that needs no I/O, else None.
+        """The fast path of acquire: an idle connection that needs no I/O (no
+        ping: used within ``pre_ping``'s threshold), else None.
 
         No coroutine, no await: ``async with pool.acquire()`` on a pool with
         an idle connection costs two dict/queue operations.
         """
-        if self._closed or not self._started or self._pre_ping_after is not None:
+        if not self._checkout_without_io:
             return None
-        entry = self._take_idle()
-        return None if entry is None else self._hand_out(entry, None)
+        entry = self._take_idle(self._pre_ping_after)
+        return None if entry is None else self._hand_out(entry, None, entry.stamp)
 
     async def _wait(self, deadline: float | None, timeout: float | None) -> _Entry | _SlotGrant:
         loop = self._loop
@@ -683,9 +698,8 @@ class Pool:
         except asyncio.TimeoutError:
             raise self._timeout_error(timeout, doing) from None
 
-    def _hand_out(self, entry: _Entry, began: float | None) -> Any:
-        now = time.monotonic()
-        entry.stamp = now
+    def _hand_out(self, entry: _Entry, began: float | None, now: float | None = None) -> Any:
+        entry.stamp = time.monotonic() if now is None else now
         entry.returning = False
         conn = entry.conn
         entry.checkout_marker = wire.result_marker(conn)

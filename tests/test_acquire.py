@@ -717,3 +717,56 @@ def test_acquire_with_a_bad_timeout_raises_value_error(timeout: Any) -> None:
     pool = Pool(OFFLINE_DSN)
     with pytest.raises(ValueError, match="timeout"):
         pool.acquire(timeout=timeout)
+
+
+# ------------------------------------------------- deadlines of mixed timeouts
+
+
+async def test_a_shorter_timeout_queued_behind_a_longer_one_expires_on_time(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    held = await pool.acquire()
+    patient = await queue_waiter(pool, pool.acquire(timeout=5))
+    began = time.monotonic()
+    with pytest.raises(PoolTimeout):
+        await pool.acquire(timeout=0.2)  # queued after `patient`, due before it
+    assert time.monotonic() - began < 0.2 + 0.5
+    assert not patient.done()  # the earlier, longer wait goes on
+    await pool.release(held)
+    await pool.release(await patient)
+    pool._check_invariants()
+
+
+async def test_a_waiter_due_before_the_shared_timer_expires_on_time(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)
+    held = await pool.acquire()
+    # A long wait sets the shared timer far ahead, then leaves.
+    leaver = await queue_waiter(pool, pool.acquire(timeout=30))
+    leaver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaver
+    began = time.monotonic()
+    with pytest.raises(PoolTimeout):
+        await pool.acquire(timeout=0.2)
+    assert time.monotonic() - began < 0.2 + 0.5
+    await pool.release(held)
+    stats = pool.stats()
+    assert (stats.waiting, stats.timeouts) == (0, 1)
+    pool._check_invariants()
+
+
+async def test_many_waiters_share_one_timer(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0, timeout=30)
+    held = await pool.acquire()
+    waiters = [await queue_waiter(pool, pool.acquire()) for _ in range(50)]
+    loop_timers = len(asyncio.get_running_loop()._scheduled)  # type: ignore[attr-defined]
+    assert loop_timers < 10  # not one per waiter
+    for task in waiters:
+        task.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    await pool.release(held)
+    assert not pool._shared_deadlines
+    pool._check_invariants()

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -305,6 +306,12 @@ class Pool:
         # removed when resolved; one that timed out or was cancelled is
         # removed by its own acquirer and skipped if still found.
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Deadlines (and timeouts, for the message) of waiters that share one
+        # timer, _expiry, set for the earliest of them; they were queued with
+        # non-decreasing deadlines, the last of which is _last_shared_deadline.
+        self._shared_deadlines: dict[asyncio.Future[Any], tuple[float, float | None]] = {}
+        self._last_shared_deadline = -math.inf
+        self._expiry: asyncio.TimerHandle | None = None
 
         self._started = False  # open() ran (or the first acquire() did it)
         # Started and not closed: acquire may take an idle connection that
@@ -407,6 +414,9 @@ class Pool:
             return
         self._closed = True
         self._checkout_without_io = False
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self._reaper is not None:
             self._reaper.cancel()
         if self._fill_task is not None:
@@ -575,10 +585,21 @@ class Pool:
         loop = self._loop
         assert loop is not None
         fut: asyncio.Future[Any] = loop.create_future()
+        own_timer = None
+        if deadline is not None:
+            if deadline >= self._last_shared_deadline:
+                self._shared_deadlines[fut] = (deadline, timeout)
+                self._last_shared_deadline = deadline
+                expiry = self._expiry
+                if expiry is None or expiry.when() > deadline:
+                    if expiry is not None:
+                        expiry.cancel()
+                    self._expiry = loop.call_at(deadline, self._expire_due)
+            else:
+                # A shorter timeout than a waiter queued before it: out of the
+                # shared timer's order, so it gets a timer of its own.
+                own_timer = loop.call_at(deadline, self._expire, fut, timeout)
         self._waiters.append(fut)
-        timer = (
-            loop.call_at(deadline, self._expire, fut, timeout) if deadline is not None else None
-        )
         try:
             grant: _Entry | _SlotGrant = await fut
             return grant
@@ -592,8 +613,35 @@ class Pool:
                     self._waiters.remove(fut)
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            if own_timer is not None:
+                own_timer.cancel()
+            shared = self._shared_deadlines
+            if shared.pop(fut, None) is not None and not shared:
+                self._last_shared_deadline = -math.inf
+
+    def _expire_due(self) -> None:
+        """The shared timer: fail every waiter whose deadline has passed.
+
+        Waiters on it were queued with non-decreasing deadlines, so the scan
+        from the oldest stops at the first one still in time, and the timer
+        is set again for it. (One timer for all waiters, instead of one per
+        wait: under load thousands of cancelled timers would pile up in the
+        loop's heap.)
+        """
+        self._expiry = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        shared = self._shared_deadlines
+        for fut in self._waiters:
+            due = shared.get(fut)
+            if due is None or fut.done():
+                continue
+            deadline, timeout = due
+            if deadline > now:
+                self._expiry = loop.call_at(deadline, self._expire_due)
+                return
+            fut.set_exception(self._timeout_error(timeout, "waiting for a connection"))
 
     def _expire(self, fut: asyncio.Future[Any], timeout: float | None) -> None:
         if not fut.done():

@@ -21,8 +21,8 @@ from ._dsn import ConnectParams
 
 __all__ = [
     "CONNECTION_LOSS_CODES",
-    "Connection",
     "InitCallback",
+    "PooledConnection",
     "cancelled_mid_reply",
     "close_connection",
     "has_unread_result",
@@ -36,9 +36,6 @@ __all__ = [
     "reusable",
     "socket_is_dead",
 ]
-
-#: The driver's connection class; aiomysql is untyped, so this is ``Any`` to mypy.
-Connection = aiomysql.Connection
 
 #: ``init=`` callback: run on every new connection before it is handed out.
 InitCallback = Callable[[Any], Awaitable[None]]

@@ -290,7 +290,6 @@ class Pool:
         self._idle_items: collections.abc.Sized = storage
         self._idle_get: Callable[[], _Entry] = storage.pop if self._lifo else storage.popleft
         self._idle_put: Callable[[_Entry], None] = storage.append
-        self._idle_count = self._idle.qsize
         # Checked-out connections (and those handed to a waiter or coming
         # back), by connection: how release() tells ours from foreign ones.
         self._in_use: dict[Any, _Entry] = {}
@@ -425,7 +424,7 @@ class Pool:
             fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_exception(PoolClosed(f"pool {self._name} closed while waiting"))
-        while self._idle_count():
+        while len(self._idle_items):
             entry = self._idle_get()
             self._close(entry, "pool closed", graceful=True)
             self._slots -= 1
@@ -906,7 +905,7 @@ class Pool:
         if waiter is not None:
             self._in_use[entry.conn] = entry
             waiter.set_result(entry)
-        elif self._idle_count() < self._pool_size and not self._closed:
+        elif len(self._idle_items) < self._pool_size and not self._closed:
             self._idle_put(entry)
         else:
             self._close(entry, "pool full" if not self._closed else "pool closed", graceful=True)
@@ -1009,7 +1008,7 @@ class Pool:
         """Close idle connections that are dead or past recycle/max_lifetime."""
         now = time.monotonic()
         keep = []
-        while self._idle_count():
+        while len(self._idle_items):
             entry = self._idle_get()
             reason = self._retire_reason(entry, now)
             if reason is None:
@@ -1113,7 +1112,7 @@ class Pool:
 
     async def clear(self) -> None:
         """Close every idle connection (checked-out ones are left alone)."""
-        while self._idle_count():
+        while len(self._idle_items):
             entry = self._idle_get()
             self._close(entry, "pool closed", graceful=True)
             self._slots -= 1

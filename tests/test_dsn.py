@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import datetime
 import hashlib
 import inspect
 import pickle
@@ -15,6 +14,7 @@ from typing import Any
 import aiomysql
 import pytest
 
+from certs import self_signed
 from mysqlpool._dsn import ConnectParams, parse_dsn
 
 SECRET = "s3cr3t-P@ss"
@@ -27,41 +27,11 @@ SECRET_Q = urllib.parse.quote(SECRET, safe="")  # as it appears in a well-formed
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A self-signed CA certificate, its key, and both in one file."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mysqlpool test CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     directory = tmp_path_factory.mktemp("certs")
-    paths = {
-        "cert": directory / "cert.pem",
-        "key": directory / "key.pem",
-        "combined": directory / "combined.pem",
-    }
-    paths["cert"].write_bytes(cert_pem)
-    paths["key"].write_bytes(key_pem)
-    paths["combined"].write_bytes(cert_pem + key_pem)
-    return {name: str(path) for name, path in paths.items()}
+    cert, key = self_signed(directory, "mysqlpool test CA")
+    combined = directory / "combined.pem"
+    combined.write_bytes(cert.read_bytes() + key.read_bytes())
+    return {"cert": str(cert), "key": str(key), "combined": str(combined)}
 
 
 def full_error(exc_info: pytest.ExceptionInfo[BaseException]) -> str:

@@ -8,53 +8,15 @@ plaintext (aiomysql alone silently would).
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 
+from certs import self_signed
 from conftest import Admin, PoolFactory, scalar
 from privateserver import PrivateServer, missing_tools
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by itself, and its key, as PEM files."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mysqlpool test server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "server-cert.pem", folder / "server-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +25,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Priva
     if problem is not None:
         pytest.skip(f"no private server: {problem}")
     base = tmp_path_factory.mktemp("tlsserver")
-    cert, key = _self_signed(base)
+    cert, key = self_signed(base)
     server = PrivateServer(
         base, options=(f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={cert}")
     )
@@ -97,7 +59,7 @@ async def test_a_certificate_from_another_ca_is_refused(
     tmp_path: Path,
 ) -> None:
     server, _ = tls_server
-    stranger, _ = _self_signed(tmp_path)  # same name, another key: not the server's CA
+    stranger, _ = self_signed(tmp_path)  # same name, another key: not the server's CA
     pool = await make_pool(_with(server.dsn, f"ssl_ca={stranger}"))
     with pytest.raises(pymysql.err.OperationalError):
         await pool.acquire()
@@ -145,7 +107,7 @@ def pam_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     if not Path("/usr/lib/mysql/plugin/auth_pam_v1.so").exists() or not PAM_SERVICE.parent.is_dir():
         pytest.skip("needs MariaDB's auth_pam_v1 plugin and /etc/pam.d")
     base = tmp_path_factory.mktemp("pamserver")
-    cert, key = _self_signed(base)
+    cert, key = self_signed(base)
     PAM_SERVICE.write_text("auth required pam_permit.so\naccount required pam_permit.so\n")
     server = PrivateServer(
         base,

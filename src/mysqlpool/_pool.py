@@ -556,6 +556,8 @@ class Pool:
                 if now - head.idle_since >= unless_idle_for:
                     return None
             entry = get()
+            # _retire_reason, inlined: this runs on every checkout, and two
+            # calls fewer are ~10% of its cost (callgrind). Keep them in step.
             if (
                 not wire.socket_is_dead(entry.conn)
                 and (recycle is None or now - entry.stamp < recycle)
@@ -885,7 +887,8 @@ class Pool:
             self._free_slot()
             return
         now = time.monotonic()
-        # The socket was checked by the caller, with no await since.
+        # The socket was checked by the caller, with no await since; the age
+        # test is _age_reason's, inlined for the hot path (keep them in step).
         recycle, lifetime = self._recycle, self._max_lifetime
         if (recycle is not None and now - entry.stamp >= recycle) or (
             lifetime is not None and now - entry.opened_at >= lifetime
@@ -935,6 +938,8 @@ class Pool:
         return self._age_reason(entry, now)
 
     def _age_reason(self, entry: _Entry, now: float) -> str | None:
+        """The age rules: recycle from the activity stamp, max_lifetime from the
+        open. (_take_idle and _check_in inline the same test on the hot path.)"""
         if self._recycle is None and self._max_lifetime is None:
             return None
         if self._recycle is not None and now - entry.stamp >= self._recycle:

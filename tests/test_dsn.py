@@ -171,9 +171,63 @@ def test_empty_host_allowed_with_unix_socket() -> None:
     assert params.connect_kwargs()["unix_socket"] == "/run/mysqld/mysqld.sock"
 
 
-def test_multi_host_rejected_for_now() -> None:
-    with pytest.raises(ValueError, match="not supported yet"):
-        parse_dsn("mysql://app:pw@127.0.0.1:3307,127.0.0.1:3308/shop")
+def test_several_hosts_in_order_with_default_ports() -> None:
+    params = parse_dsn("mysql://app:pw@127.0.0.1:3307,db2,[::1]:3309/shop")
+    assert params.hosts == [("127.0.0.1", 3307), ("db2", 3306), ("::1", 3309)]
+    assert (params.host, params.port) == ("127.0.0.1", 3307)
+    assert params.connect_kwargs()["host"] == "127.0.0.1"  # the driver sees one server
+
+
+def test_host_list_is_part_of_the_key_and_its_order_too() -> None:
+    one = parse_dsn("mysql://app:pw@h1:3307/shop")
+    both = parse_dsn("mysql://app:pw@h1:3307,h2:3308/shop")
+    swapped = parse_dsn("mysql://app:pw@h2:3308,h1:3307/shop")
+    assert len({one.key, both.key, swapped.key}) == 3
+    assert both == parse_dsn("mysql://app:pw@h1:3307,h2:3308/shop")
+
+
+def test_several_hosts_round_trip_through_str_pickle_and_keywords() -> None:
+    params = parse_dsn(f"mysql://app:{SECRET_Q}@h1:3307,h2:3308/shop?charset=utf8mb4")
+    assert str(params) == "mysql://app:***@h1:3307,h2:3308/shop?charset=utf8mb4"
+    assert SECRET not in repr(params)
+    assert pickle.loads(pickle.dumps(params)) == params
+    assert ConnectParams(hosts=["h1:3307", ("h2", 3308)], user="app", password=SECRET,
+                         db="shop", charset="utf8mb4") == params
+
+
+def test_for_host_gives_one_server_with_everything_else_kept() -> None:
+    params = parse_dsn("mysql://app:pw@h1:3307,h2:3308/shop?connect_timeout=2")
+    second = params.for_host("h2", 3308)
+    assert second.hosts == [("h2", 3308)]
+    assert (second.user, second.db, second.connect_timeout) == ("app", "shop", 2.0)
+    assert second.for_host("h2", 3308) is second
+
+
+def test_replace_with_one_host_drops_the_list() -> None:
+    params = parse_dsn("mysql://app:pw@h1:3307,h2:3308/shop")
+    assert params.replace(host="h9").hosts == [("h9", 3307)]
+    assert params.replace(db="other").hosts == params.hosts
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("mysql://app:pw@h1,,h2/shop", "empty host"),
+        ("mysql://app:pw@h1,h1:3306/shop", "listed twice"),
+        ("mysql://app:pw@h1,h2:0/shop", "port"),
+        ("mysql://app:pw@h1,h2/shop?unix_socket=/tmp/s", "unix_socket"),
+    ],
+)
+def test_bad_host_lists_are_refused_by_name(dsn: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_dsn(dsn)
+    assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("hosts", [[], "h1:3306", [("h1", "3306")], [("h1",)]])
+def test_bad_hosts_keyword_is_refused(hosts: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="hosts"):
+        ConnectParams(hosts=hosts)
 
 
 # -- path ----------------------------------------------------------------------
@@ -419,6 +473,8 @@ CHANGES: list[tuple[str, Any]] = [
     ("host", "db2"),
     ("host", "DB1"),
     ("port", 3307),
+    ("hosts", [("db1", 3306), ("db2", 3306)]),
+    ("hosts", [("db2", 3306), ("db1", 3306)]),
     ("user", "other"),
     ("user", None),
     ("password", "pw2"),
@@ -614,7 +670,7 @@ def test_str_describes_options_a_dsn_cannot_hold() -> None:
         f"mysql://root:{SECRET}@h/db?charset=a&charset=b",
         f"mysql://root:{SECRET}@h/db?ssl_ca=/nonexistent",
         f"mysql://root:{SECRET}@h/a/b",
-        f"mysql://root:{SECRET}@h1,h2/db",
+        f"mysql://root:{SECRET}@h1,,h2/db",
         f"mysql://root:{SECRET}@[::1/db",
         f"mysql://root:{SECRET}@[nope]/db",
         "mysql://root:s3cr3t%zzP@ss@h/db",  # malformed percent-encoding in the password

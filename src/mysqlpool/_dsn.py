@@ -211,6 +211,7 @@ class ConnectParams:
 
     __slots__ = (
         "_extra",
+        "_hosts",
         "_key",
         "_ssl_settings",
         "auth_plugin",
@@ -255,6 +256,7 @@ class ConnectParams:
     read_default_group: str | None
     _ssl_settings: _SslSettings | None
     _extra: dict[str, Any]
+    _hosts: tuple[tuple[str, int], ...]
     _key: tuple[tuple[str, Any], ...]
 
     def __init__(
@@ -283,8 +285,14 @@ class ConnectParams:
         client_flag: int = 0,
         read_default_file: str | None = None,
         read_default_group: str | None = None,
+        hosts: Iterable[tuple[str, int] | str] | None = None,
         **extra: Any,
     ) -> None:
+        if hosts is not None:
+            host_list = _check_hosts(hosts)
+            host, port = host_list[0]
+            if unix_socket is not None and len(host_list) > 1:
+                raise ValueError("ConnectParams(): unix_socket can't be combined with several hosts")
         if not isinstance(password, (str, bytes)):
             raise TypeError(
                 f"ConnectParams(): password must be str or bytes, got {type(password).__name__}"
@@ -395,6 +403,7 @@ class ConnectParams:
         setattr_(self, "read_default_group", read_default_group)
         setattr_(self, "_ssl_settings", settings)
         setattr_(self, "_extra", kept)
+        setattr_(self, "_hosts", tuple(host_list) if hosts is not None else ((host, port),))
         setattr_(self, "_key", self._make_key())
 
     def _make_key(self) -> tuple[tuple[str, Any], ...]:
@@ -405,8 +414,7 @@ class ConnectParams:
             ("settings", *self._ssl_settings) if self._ssl_settings is not None else self.ssl
         )
         return (
-            ("host", self.host),
-            ("port", self.port),
+            ("hosts", self._hosts),  # in order: it is the failover order
             ("unix_socket", self.unix_socket),
             ("user", self.user),
             ("password_sha256", _digest(self.password)),
@@ -445,8 +453,17 @@ class ConnectParams:
 
     @property
     def hosts(self) -> list[tuple[str, int]]:
-        """The servers to connect to, as ``[(host, port)]`` (one for now)."""
-        return [(self.host, self.port)]
+        """The servers to connect to, in the DSN's order, as ``[(host, port), ...]``.
+
+        ``host`` and ``port`` are the first of them.
+        """
+        return list(self._hosts)
+
+    def for_host(self, host: str, port: int) -> ConnectParams:
+        """These parameters for one server of :attr:`hosts` (or any other)."""
+        if self._hosts == ((host, port),):
+            return self
+        return self.replace(host=host, port=port)
 
     @property
     def extra(self) -> Mapping[str, Any]:
@@ -495,11 +512,15 @@ class ConnectParams:
                 kwargs.pop(name, None)
         elif any(name in changes for name in _SSL_SETTINGS) and self._ssl_settings is None:
             kwargs["ssl"] = None
+        if ("host" in changes or "port" in changes) and "hosts" not in changes:
+            kwargs.pop("hosts", None)  # a single host given: it replaces the list
         kwargs.update(changes)
         return ConnectParams(**kwargs)
 
     def _init_kwargs(self) -> dict[str, Any]:
         kwargs = self.connect_kwargs()
+        if len(self._hosts) > 1:
+            kwargs["hosts"] = list(self._hosts)
         if self._ssl_settings is not None:
             kwargs["ssl"] = None
             kwargs.update(zip(_SSL_SETTINGS, self._ssl_settings, strict=True))
@@ -519,15 +540,12 @@ class ConnectParams:
             userinfo += ":***"
         if userinfo:
             userinfo += "@"
-        if ":" in self.host:
-            host = "[" + self.host.replace("%", "%25") + "]"
-        else:
-            host = urllib.parse.quote(self.host, safe="")
+        netloc = ",".join(f"{_quote_host(host)}:{port}" for host, port in self._hosts)
         path = "/" + urllib.parse.quote(self.db, safe="") if self.db else ""
         query = "&".join(f"{name}={_quote_value(value)}" for name, value in self._options())
         if query:
-            return f"mysql://{userinfo}{host}:{self.port}{path or '/'}?{query}"
-        return f"mysql://{userinfo}{host}:{self.port}{path}"
+            return f"mysql://{userinfo}{netloc}{path or '/'}?{query}"
+        return f"mysql://{userinfo}{netloc}{path}"
 
     def _options(self) -> list[tuple[str, str]]:
         options: list[tuple[str, str]] = []
@@ -591,6 +609,49 @@ class ConnectParams:
         # The default reduce would restore slots through __setattr__, which
         # refuses; rebuilding also recomputes the digest with this process's salt.
         return (_rebuild, (self._init_kwargs(),))
+
+
+def _quote_host(host: str) -> str:
+    if ":" in host:
+        return "[" + host.replace("%", "%25") + "]"
+    return urllib.parse.quote(host, safe="")
+
+
+def _check_hosts(hosts: Iterable[tuple[str, int] | str]) -> list[tuple[str, int]]:
+    """``hosts=`` as a list of ``(host, port)``: each a pair or ``"host[:port]"``."""
+    if isinstance(hosts, (str, bytes)):
+        raise TypeError(
+            "ConnectParams(): hosts must be a list of (host, port) pairs or 'host:port' strings, "
+            "not one string"
+        )
+    checked: list[tuple[str, int]] = []
+    for item in hosts:
+        if isinstance(item, str):
+            host, port = _parse_hostport(item)
+            pair = (host, 3306 if port is None else port)
+        elif (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+        ):
+            pair = item
+        else:
+            raise TypeError(
+                f"ConnectParams(): each of hosts must be a (host, port) pair or a 'host:port' "
+                f"string, got {item!r}"
+            )
+        if not pair[0]:
+            raise ValueError("ConnectParams(): a host in hosts is empty")
+        if not 1 <= pair[1] <= 65535:
+            raise ValueError(f"ConnectParams(): port must be from 1 to 65535, got {pair[1]}")
+        if pair in checked:
+            raise ValueError(f"ConnectParams(): {pair[0]}:{pair[1]} is listed twice in hosts")
+        checked.append(pair)
+    if not checked:
+        raise ValueError("ConnectParams(): hosts is empty")
+    return checked
 
 
 def _rebuild(kwargs: dict[str, Any]) -> ConnectParams:
@@ -769,7 +830,15 @@ def parse_dsn(dsn: str) -> ConnectParams:
             password = _decode(raw_password, "password")
         secrets = sorted({*secrets, password} - {""})
     try:
-        host, port = _parse_hostport(hostport)
+        if "," in hostport:
+            several = [_parse_hostport(part) for part in hostport.split(",")]
+            if not all(host for host, _ in several):
+                _fail("an empty host in the host list")
+            hosts = [(host, 3306 if port is None else port) for host, port in several]
+            host, port = hosts[0]
+        else:
+            hosts = None
+            host, port = _parse_hostport(hostport)
     except ValueError as exc:
         if not at and "@" in tail:
             # Most likely user:password@ cut short by an unencoded character.
@@ -790,7 +859,9 @@ def parse_dsn(dsn: str) -> ConnectParams:
 
     kwargs.update(_parse_query(query, secrets))
 
-    if host:
+    if hosts is not None:
+        kwargs["hosts"] = hosts
+    elif host:
         kwargs["host"] = host
     elif "unix_socket" not in kwargs:
         _fail("no host given (an empty host needs the unix_socket option)")
@@ -804,8 +875,6 @@ def parse_dsn(dsn: str) -> ConnectParams:
 
 
 def _parse_hostport(hostport: str) -> tuple[str, int | None]:
-    if "," in hostport:
-        _fail("several hosts (comma-separated) are not supported yet")
     if hostport.startswith("["):
         close = hostport.find("]")
         if close == -1:

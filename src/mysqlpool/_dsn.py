@@ -292,7 +292,9 @@ class ConnectParams:
             host_list = _check_hosts(hosts)
             host, port = host_list[0]
             if unix_socket is not None and len(host_list) > 1:
-                raise ValueError("ConnectParams(): unix_socket can't be combined with several hosts")
+                raise ValueError(
+                    "ConnectParams(): unix_socket can't be combined with several hosts"
+                )
         if not isinstance(password, (str, bytes)):
             raise TypeError(
                 f"ConnectParams(): password must be str or bytes, got {type(password).__name__}"
@@ -832,10 +834,12 @@ def parse_dsn(dsn: str) -> ConnectParams:
     try:
         if "," in hostport:
             several = [_parse_hostport(part) for part in hostport.split(",")]
-            if not all(host for host, _ in several):
+            if not all(name for name, _ in several):
                 _fail("an empty host in the host list")
-            hosts = [(host, 3306 if port is None else port) for host, port in several]
-            host, port = hosts[0]
+            hosts: list[tuple[str, int]] | None = [
+                (name, 3306 if number is None else number) for name, number in several
+            ]
+            host, port = several[0]
         else:
             hosts = None
             host, port = _parse_hostport(hostport)

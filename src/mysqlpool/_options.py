@@ -29,6 +29,8 @@ POOL_OPTION_DEFAULTS: dict[str, Any] = {
     "lifo": False,
     "name": None,
     "kill_query_on_cancel": True,
+    "load_balance": "failover",
+    "target": "any",
 }
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -95,6 +97,8 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "lifo": _boolean,
     "name": str,
     "kill_query_on_cancel": _boolean,
+    "load_balance": str,
+    "target": str,
 }
 
 

@@ -21,18 +21,20 @@ import contextlib
 import logging
 import math
 import os
-import random
 import time
 import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from . import _connection as wire
+from ._backoff import BACKOFF_CAP, BACKOFF_FIRST, backoff_delay
 from ._connection import InitCallback
 from ._dsn import ConnectParams, resolve_params
+from ._hosts import LOAD_BALANCE, TARGETS, Host, HostSet, LoadBalance, Target
 from ._options import POOL_OPTION_DEFAULTS, split_pool_options
+from ._server_state import ServerState, is_node_not_ready, read_server_state
 from ._stats import PoolStats
 from .errors import PoolClosed, PoolError, PoolTimeout
 
@@ -55,6 +57,14 @@ _INTERRUPTIONS = (asyncio.CancelledError, asyncio.TimeoutError, TimeoutError)
 # Bound on each step of a KILL QUERY side connection (connect, then the KILL).
 _KILL_TIMEOUT = 5.0
 
+#: With several hosts, a connect that gets no answer in this many seconds
+#: (``connect_timeout`` when it is set) moves on to the next host.
+DEFAULT_HOST_CONNECT_TIMEOUT = 10.0
+
+# Reasons for closing a connection that count it as recycled, not discarded:
+# it was healthy, the pool just wanted it gone.
+_RETIRED_HEALTHY = frozenset({"recycle", "max_lifetime", "rebalance"})
+
 # Marker meaning "no timeout argument given: use the pool's".
 _UNSET: Any = object()
 
@@ -66,19 +76,10 @@ class _SlotGrant:
 _SLOT = _SlotGrant()
 
 
-#: Refill backoff: the first retry after about this many seconds, doubling up to the cap.
-REFILL_BACKOFF_FIRST = 0.5
-REFILL_BACKOFF_CAP = 30.0
-
-
-def refill_backoff(failures: int) -> float:
-    """Seconds before the reaper retries opening after ``failures`` failed refills.
-
-    Exponential with jitter (x0.5 to x1.5), so many processes whose server
-    went away don't all reconnect in step when it comes back.
-    """
-    base: float = min(REFILL_BACKOFF_FIRST * 2.0 ** (failures - 1), REFILL_BACKOFF_CAP)
-    return base * random.uniform(0.5, 1.5)
+# The reaper's refills back off like a failed host does.
+REFILL_BACKOFF_FIRST = BACKOFF_FIRST
+REFILL_BACKOFF_CAP = BACKOFF_CAP
+refill_backoff = backoff_delay
 
 
 def auto_recycle(wait_timeout: float) -> float:
@@ -99,6 +100,7 @@ class _Entry:
         "acquired_at",
         "checkout_marker",
         "conn",
+        "host",
         "idle_since",
         "leak_handle",
         "opened_at",
@@ -106,8 +108,9 @@ class _Entry:
         "stamp",
     )
 
-    def __init__(self, conn: Any, now: float) -> None:
+    def __init__(self, conn: Any, host: Host, now: float) -> None:
         self.conn = conn
+        self.host = host  # the server it is connected to
         self.opened_at = now  # for max_lifetime
         self.stamp = now  # activity stamp: open, then each checkout (recycle)
         self.idle_since = now  # last return: decides whether pre_ping pings
@@ -166,6 +169,20 @@ class Pool:
             connection (reason: ``"recycle"``, ``"max_lifetime"``,
             ``"pool full"``, ``"pool closed"``, ``"connection closed"``, ...).
             A hook that raises is logged and ignored.
+        load_balance: with several hosts in the DSN, where new connections
+            go: ``"failover"`` (default: the first host that is up, in
+            order), ``"round_robin"``, ``"random"`` or ``"least_connections"``
+            (spread over the hosts that are up, within one connection of
+            even). A host that fails is marked down with exponential backoff,
+            its idle connections are closed, and it is tried again when the
+            backoff runs out; connections that come back to a host that is
+            down, or where the policy no longer wants them (a better host is
+            up again), are closed instead of kept.
+        target: ``"any"`` (default), ``"primary"`` (only ``@@read_only=0``),
+            ``"replica"`` (only ``@@read_only=1``) or ``"prefer_replica"`` (a
+            replica when one is up, else the primary); checked on every new
+            connection. A Galera node that is not ready and Synced counts as
+            down whatever the target.
         connect_kwargs: other ``aiomysql.connect`` keywords.
 
     Every option but ``init`` and the hooks may also be given in the DSN's
@@ -199,6 +216,8 @@ class Pool:
         on_checkout: ConnectionHook | None = None,
         on_checkin: ConnectionHook | None = None,
         on_discard: DiscardHook | None = None,
+        load_balance: LoadBalance = "failover",
+        target: Target = "any",
         **connect_kwargs: Any,
     ) -> None:
         if isinstance(dsn, str):
@@ -218,6 +237,8 @@ class Pool:
                     "lifo": lifo,
                     "name": name,
                     "kill_query_on_cancel": kill_query_on_cancel,
+                    "load_balance": load_balance,
+                    "target": target,
                 }
                 merged = _merge_dsn_options(given, from_dsn)
                 pool_size, max_overflow = merged["pool_size"], merged["max_overflow"]
@@ -227,6 +248,7 @@ class Pool:
                 reaper_interval, leak_timeout = merged["reaper_interval"], merged["leak_timeout"]
                 lifo, name = merged["lifo"], merged["name"]
                 kill_query_on_cancel = merged["kill_query_on_cancel"]
+                load_balance, target = merged["load_balance"], merged["target"]
         self._params = resolve_params(dsn, connect_kwargs)
         self._name = name if name is not None else str(self._params)
         for hook_name, hook in (
@@ -272,6 +294,23 @@ class Pool:
         self._leak_timeout = _check_seconds("leak_timeout", leak_timeout)
         self._lifo = bool(lifo)
         self._kill_query_on_cancel = bool(kill_query_on_cancel)
+        if load_balance not in LOAD_BALANCE:
+            raise ValueError(
+                f"load_balance must be one of {', '.join(map(repr, LOAD_BALANCE))}, "
+                f"got {load_balance!r}"
+            )
+        if target not in TARGETS:
+            raise ValueError(
+                f"target must be one of {', '.join(map(repr, TARGETS))}, got {target!r}"
+            )
+        self._hostset = HostSet(self._params, load_balance, target)
+        # Host health and placement only matter with somewhere else to go; a
+        # single-server pool fails and recovers exactly as it always did.
+        self._multi = len(self._hostset.hosts) > 1
+        # Read @@read_only (and Galera's state) on every new connection.
+        self._check_state = self._multi or target != "any"
+        # Reopens hosts that are down once their backoff runs out.
+        self._prober: asyncio.Task[None] | None = None
         # Tasks the pool spawned (KILL QUERY on a side connection): kept so
         # close() can await them and nothing is left pending.
         self._background: set[asyncio.Task[None]] = set()
@@ -418,6 +457,8 @@ class Pool:
             self._expiry = None
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._prober is not None:
+            self._prober.cancel()
         if self._fill_task is not None:
             self._fill_task.cancel()
         while self._waiters:
@@ -438,7 +479,7 @@ class Pool:
             _, late = await asyncio.wait(set(self._background), timeout=timeout)
             for side_task in late:
                 side_task.cancel()
-        tasks: list[asyncio.Future[Any] | None] = [self._reaper, self._fill_task]
+        tasks: list[asyncio.Future[Any] | None] = [self._reaper, self._fill_task, self._prober]
         tasks.extend(self._background)
         for task in tasks:
             if task is not None and not task.done():
@@ -660,13 +701,13 @@ class Pool:
     async def _open_reserved(self, deadline: float | None, timeout: float | None) -> _Entry:
         """Open a connection into the slot this acquirer holds."""
         try:
-            conn = await self._bounded(self._connect(), deadline, timeout, "opening a connection")
+            conn, host = await self._connect(deadline, timeout)
         except BaseException:
             self._opening -= 1
             self._free_slot()
             raise
         self._opening -= 1
-        entry = self._new_entry(conn)
+        entry = self._new_entry(conn, host)
         if self._closed:
             self._close(entry, "pool closed", graceful=True)
             self._free_slot()
@@ -674,12 +715,13 @@ class Pool:
         self._in_use[conn] = entry
         return entry
 
-    def _new_entry(self, conn: Any) -> _Entry:
+    def _new_entry(self, conn: Any, host: Host) -> _Entry:
         self._opened_total += 1
         self._known.add(conn)
+        host.open += 1
         if self._on_connect is not None:
             self._call_hook("on_connect", self._on_connect, conn)
-        return _Entry(conn, time.monotonic())
+        return _Entry(conn, host, time.monotonic())
 
     def _call_hook(self, hook_name: str, hook: Callable[..., None], *args: Any) -> None:
         # A tracing hook that fails must not break the pool's bookkeeping.
@@ -688,24 +730,213 @@ class Pool:
         except Exception:
             logger.exception("pool %s: %s hook raised; ignored", self._name, hook_name)
 
-    async def _connect(self) -> Any:
-        """Open a connection; the first one also resolves ``recycle="auto"``."""
-        conn = await wire.open_connection(self._params, self._init)
-        if self._recycle_auto and self._recycle is None:
-            try:
+    async def _connect(
+        self, deadline: float | None = None, timeout: float | None = None
+    ) -> tuple[Any, Host]:
+        """Open a connection within the acquire's deadline: the pool's one way in.
+
+        With several hosts, tries them in the policy's order (see
+        :meth:`HostSet.candidates`), marking each that fails down, under one
+        deadline; a host that doesn't answer gets at most half the time left
+        while others remain to be tried.
+        """
+        hostset = self._hostset
+        if not self._multi:
+            host = hostset.hosts[0]
+            opening = self._open_on(host)
+            conn, state = await self._bounded(opening, deadline, timeout, "opening a connection")
+            refusal = None if state is None else hostset.refusal(state)
+            if refusal is not None:
+                wire.close_connection(conn, graceful=True)
+                hostset.mark_down(host, refusal, time.monotonic())
+                raise PoolError(f"pool {self._name}: {host.label} refused: {refusal}")
+            if state is not None:
+                hostset.mark_up(host, state)
+            return conn, host
+        loop = self._loop
+        assert loop is not None
+        candidates = hostset.candidates(time.monotonic())
+        errors: list[str] = []
+        last_error: BaseException | None = None
+        fallback: tuple[Any, Host] | None = None  # prefer_replica: a primary, if no replica
+        try:
+            for index, host in enumerate(candidates):
+                if fallback is not None and host.role == "primary":
+                    continue
+                others_left = index + 1 < len(candidates)
+                limit = self._attempt_limit(deadline, others_left, loop)
+                if limit is not None and limit <= 0:
+                    raise self._timeout_error(timeout, "opening a connection")
+                host.opening += 1
+                try:
+                    conn, state = await asyncio.wait_for(self._open_on(host), limit)
+                except (asyncio.TimeoutError, TimeoutError):
+                    self._host_failed(host, "connect timed out")
+                    if deadline is not None and loop.time() >= deadline:
+                        raise self._timeout_error(timeout, "opening a connection") from None
+                    errors.append(f"{host.label}: connect timed out")
+                    continue
+                except Exception as exc:
+                    self._host_failed(host, f"connect failed: {_brief(exc)}")
+                    errors.append(f"{host.label}: {_brief(exc)}")
+                    last_error = exc
+                    continue
+                finally:
+                    host.opening -= 1
+                assert state is not None
+                refusal = hostset.refusal(state)
+                if refusal is not None:
+                    wire.close_connection(conn, graceful=True)
+                    host.role = state.role
+                    self._host_failed(host, refusal)
+                    errors.append(f"{host.label}: {refusal}")
+                    continue
+                if (
+                    hostset.target == "prefer_replica"
+                    and state.role == "primary"
+                    and fallback is None
+                    and others_left
+                    and hostset.replica_may_be_up(time.monotonic())
+                ):
+                    host.role = state.role
+                    fallback = (conn, host)  # kept while the others are asked
+                    continue
+                self._host_answered(host, state)
+                if fallback is not None:
+                    wire.close_connection(fallback[0], graceful=True)
+                    fallback = None
+                return conn, host
+        except BaseException:
+            if fallback is not None:
+                wire.close_connection(fallback[0], graceful=True)
+            raise
+        if fallback is not None:
+            conn, host = fallback
+            self._host_answered(host, None)
+            return conn, host
+        if last_error is not None and len(errors) == 1:
+            raise last_error  # the driver's own error, as with one host
+        raise PoolError(
+            f"pool {self._name}: no server could be used: " + "; ".join(errors)
+        ) from last_error
+
+    def _attempt_limit(
+        self, deadline: float | None, others_left: bool, loop: asyncio.AbstractEventLoop
+    ) -> float | None:
+        """How long one host may take to connect: never all the time left
+        while another host could still answer."""
+        remaining = None if deadline is None else deadline - loop.time()
+        if not others_left:
+            return remaining
+        cap = self._params.connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
+        return cap if remaining is None else min(cap, remaining / 2)
+
+    async def _open_on(self, host: Host) -> tuple[Any, ServerState | None]:
+        """Open one connection to ``host``; the first one also resolves
+        ``recycle="auto"``; with several hosts or a target, read its state."""
+        conn = await wire.open_connection(host.params, self._init)
+        try:
+            if self._recycle_auto and self._recycle is None:
                 wait_timeout = await wire.read_wait_timeout(conn)
-            except BaseException:
-                wire.close_connection(conn, graceful=False)
-                raise
-            if self._recycle is None:
-                self._recycle = auto_recycle(wait_timeout)
-                logger.debug(
-                    "pool %s: server wait_timeout is %s s; recycle set to %s s",
-                    self._name,
-                    wait_timeout,
-                    self._recycle,
-                )
-        return conn
+                if self._recycle is None:
+                    self._recycle = auto_recycle(wait_timeout)
+                    logger.debug(
+                        "pool %s: server wait_timeout is %s s; recycle set to %s s",
+                        self._name,
+                        wait_timeout,
+                        self._recycle,
+                    )
+            state = await read_server_state(conn) if self._check_state else None
+        except BaseException:
+            wire.close_connection(conn, graceful=False)
+            raise
+        return conn, state
+
+    # ----------------------------------------------------------- host health
+
+    def _host_failed(self, host: Host, reason: str) -> None:
+        """Mark ``host`` down; when it was up, close its idle connections (all
+        suspect) and start probing it. Only with several hosts."""
+        if not self._multi:
+            return
+        if self._hostset.mark_down(host, reason, time.monotonic()):
+            logger.warning(
+                "pool %s: host %s is down (%s); trying again in %.1f s",
+                self._name,
+                host.label,
+                reason,
+                max(0.0, host.retry_at - time.monotonic()),
+            )
+            self._close_idle_on(host, "host down")
+        self._ensure_prober()
+
+    def _host_answered(self, host: Host, state: ServerState | None) -> None:
+        if self._hostset.mark_up(host, state):
+            logger.warning("pool %s: host %s is up again", self._name, host.label)
+
+    def _close_idle_on(self, host: Host, reason: str) -> None:
+        items, keep = self._idle_items, []
+        while len(items):
+            entry = self._idle_get()
+            if entry.host is host:
+                self._retire(entry, reason)
+                self._slots -= 1
+            else:
+                keep.append(entry)
+        for entry in reversed(keep) if self._lifo else keep:
+            self._idle_put(entry)
+        self._note_drained()
+
+    def _ensure_prober(self) -> None:
+        if self._prober is None and self._started and not self._closed:
+            self._prober = asyncio.get_running_loop().create_task(
+                self._probe_down_hosts(), name=f"mysqlpool host prober {self._name}"
+            )
+
+    async def _probe_down_hosts(self) -> None:
+        """Try each host that is down when its backoff runs out, until all are up.
+
+        A host rejoins without waiting for an acquire to need a new
+        connection; the probe's connection is kept if the pool has room.
+        """
+        hostset = self._hostset
+        try:
+            while not self._closed:
+                retry_at = hostset.next_retry()
+                if retry_at is None:
+                    return
+                delay = retry_at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                for host in hostset.due(time.monotonic()):
+                    await self._probe(host)
+        finally:
+            self._prober = None
+
+    async def _probe(self, host: Host) -> None:
+        limit = self._params.connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
+        host.opening += 1
+        try:
+            conn, state = await asyncio.wait_for(self._open_on(host), limit)
+        except Exception as exc:
+            self._host_failed(host, f"connect failed: {_brief(exc)}")
+            return
+        finally:
+            host.opening -= 1
+        assert state is not None
+        refusal = self._hostset.refusal(state)
+        if refusal is not None:
+            wire.close_connection(conn, graceful=True)
+            host.role = state.role
+            self._host_failed(host, refusal)
+            return
+        self._host_answered(host, state)
+        room = self._max is None or self._slots < self._max
+        if self._closed or not room or len(self._idle_items) >= self._pool_size:
+            wire.close_connection(conn, graceful=True)
+            return
+        self._slots += 1
+        self._offer(self._new_entry(conn, host))
 
     async def _ping_ok(self, entry: _Entry, deadline: float | None, timeout: float | None) -> bool:
         """Ping a connection idle past the threshold; a dead one is discarded."""
@@ -719,6 +950,8 @@ class Pool:
             del self._in_use[entry.conn]
             self._retire(entry, "ping failed")
             self._free_slot()
+            if not isinstance(exc, PoolTimeout):
+                self._host_failed(entry.host, f"ping failed: {_brief(exc)}")
             if isinstance(exc, PoolTimeout):
                 raise
             logger.info("pool %s: discarded a connection that failed its ping: %s", self._name, exc)
@@ -824,11 +1057,17 @@ class Pool:
             reason = None
         else:
             reason = self._unknown_state_reason(conn, exc)
+            if (
+                self._multi
+                and exc is not None
+                and (wire.is_connection_lost(exc) or is_node_not_ready(exc))
+            ):
+                self._host_failed(entry.host, _brief(exc))
         if reason is not None and self._kill_query_on_cancel and wire.cancelled_mid_reply(conn):
             # The holder stopped waiting for its statement's reply; the server
             # is still running it. (Only a holder's statement: never the
             # pool's own ping or reset.)
-            self._spawn(self._kill_query(conn.thread_id()))
+            self._spawn(self._kill_query(entry.host.params, conn.thread_id()))
         if reason is None and not self._closed:
             mode = self._reset_mode
             if mode == "reset" or (
@@ -896,6 +1135,11 @@ class Pool:
             self._retire(entry, self._age_reason(entry, now) or "aged")
             self._free_slot()
             return
+        if self._multi and not self._hostset.preferred(entry.host):
+            # Its host went down, or a better one is up (see HostSet.preferred).
+            self._retire(entry, "rebalance" if entry.host.up else "host down")
+            self._free_slot()
+            return
         entry.idle_since = now
         if not self._waiters and len(self._idle_items) < self._pool_size:
             self._idle_put(entry)  # the common case of _offer, without the call
@@ -950,7 +1194,7 @@ class Pool:
 
     def _retire(self, entry: _Entry, reason: str) -> None:
         """Close a connection and count why. (The caller frees the slot.)"""
-        aged = reason in ("recycle", "max_lifetime")
+        aged = reason in _RETIRED_HEALTHY
         if aged:
             self._recycled_total += 1
         else:
@@ -963,10 +1207,10 @@ class Pool:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _kill_query(self, thread_id: int) -> None:
-        """Stop the statement a cancelled holder left running on the server."""
+    async def _kill_query(self, params: ConnectParams, thread_id: int) -> None:
+        """Stop the statement a cancelled holder left running on its server."""
         try:
-            conn = await asyncio.wait_for(wire.open_connection(self._params, None), _KILL_TIMEOUT)
+            conn = await asyncio.wait_for(wire.open_connection(params, None), _KILL_TIMEOUT)
             try:
                 await asyncio.wait_for(conn.query(f"KILL QUERY {int(thread_id)}"), _KILL_TIMEOUT)
             finally:
@@ -979,6 +1223,7 @@ class Pool:
             entry.leak_handle.cancel()
             entry.leak_handle = None
         wire.close_connection(entry.conn, graceful=graceful)
+        entry.host.open -= 1
         self._closed_total += 1
         if self._on_discard is not None:
             self._call_hook("on_discard", self._on_discard, entry.conn, reason)
@@ -1052,13 +1297,13 @@ class Pool:
 
     async def _open_spare(self) -> None:
         try:
-            conn = await self._connect()
+            conn, host = await self._connect()
         except BaseException:
             self._opening -= 1
             self._free_slot()
             raise
         self._opening -= 1
-        entry = self._new_entry(conn)
+        entry = self._new_entry(conn, host)
         if self._closed:
             self._close(entry, "cleared", graceful=True)
             self._free_slot()
@@ -1145,6 +1390,10 @@ class Pool:
             acquires=self._acquires,
             timeouts=self._timeouts,
             wait_time=self._wait_time,
+            hosts=self._hostset.stats(
+                [entry.host for entry in tuple(cast("Iterable[_Entry]", self._idle_items))],
+                [entry.host for entry in tuple(self._in_use.values())],
+            ),
         )
 
     def _check_invariants(self) -> None:
@@ -1244,6 +1493,13 @@ def _caller_stack() -> list[str]:
     while frames and os.path.dirname(os.path.abspath(frames[-1].filename)) == _PACKAGE_DIR:
         frames.pop()
     return traceback.format_list(frames)
+
+
+def _brief(exc: BaseException) -> str:
+    """An error in a few words for a host's down reason (drivers' messages
+    never contain the password)."""
+    text = " ".join(str(arg) for arg in exc.args) if exc.args else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> int:

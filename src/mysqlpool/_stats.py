@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["PoolStats"]
+__all__ = ["HostStats", "PoolStats"]
+
+
+@dataclass(frozen=True)
+class HostStats:
+    """One server of a pool's host list.
+
+    ``state`` is ``"up"`` or ``"down"`` (``down_reason`` says why: a failed
+    connect, a lost connection, the wrong role, a Galera node not Synced);
+    ``open``, ``idle`` and ``in_use`` count this pool's connections to it;
+    ``failures`` counts the times it was marked down; ``role`` is
+    ``"primary"`` or ``"replica"`` as last seen (None until a pool that
+    checks roles has connected to it).
+    """
+
+    host: str
+    port: int
+    state: str
+    open: int
+    idle: int
+    in_use: int
+    failures: int
+    role: str | None = None
+    down_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -18,7 +41,8 @@ class PoolStats:
     ``recycle`` or ``max_lifetime``), ``discarded`` (closed as broken or of
     unknown protocol state), ``acquires`` (successful), ``timeouts``
     (acquires that raised PoolTimeout) and ``wait_time`` (seconds acquirers
-    spent queued or opening a connection).
+    spent queued or opening a connection). ``hosts`` has one
+    :class:`HostStats` per server of the DSN.
     """
 
     name: str
@@ -36,3 +60,5 @@ class PoolStats:
     acquires: int
     timeouts: int
     wait_time: float
+    #: Per server, keyed ``"host:port"``, in the DSN's order.
+    hosts: dict[str, HostStats] = field(default_factory=dict)

@@ -4,11 +4,13 @@ from ._dropin import disable, enable, is_enabled
 from ._dsn import ConnectParams, parse_dsn
 from ._manager import PoolManager
 from ._pool import Pool, create_pool
-from ._stats import PoolStats
-from .errors import PoolClosed, PoolError, PoolTimeout
+from ._stats import HostStats, PoolStats
+from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout
 
 __all__ = [
     "ConnectParams",
+    "HostStats",
+    "NoServerAvailable",
     "Pool",
     "PoolClosed",
     "PoolError",

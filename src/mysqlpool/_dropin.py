@@ -232,6 +232,14 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
         return await original(**kwargs)
     kwargs.pop("loop", None)  # connections are made on the running loop
     kwargs.setdefault("autocommit", False)  # aiomysql's default, not ConnectParams'
+    host = kwargs.get("host")
+    if isinstance(host, str) and "," in host:
+        # A legacy app's one host setting may hold a list: "h1:3307,h2:3308".
+        default_port = kwargs.pop("port", 3306)
+        kwargs["hosts"] = [
+            item if ":" in item else (item, default_port) for item in host.split(",")
+        ]
+        del kwargs["host"]
     params = ConnectParams(**kwargs)
     loop = asyncio.get_running_loop()
     if state.loop is None:

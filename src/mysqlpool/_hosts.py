@@ -110,11 +110,11 @@ class HostSet:
             elif policy == "random":
                 hosts = random.sample(hosts, len(hosts))
             if policy != "failover":
-                # A host already two connections ahead of the least loaded one
-                # goes last: the spread stays within one, and a host back from
-                # a failure catches up (the same rule as preferred()).
+                # The policy picks among the least loaded hosts (the sort is
+                # stable): connections stay spread within one of even, and a
+                # host back from a failure catches up first.
                 least = min(_load(host) for host in hosts)
-                hosts = sorted(hosts, key=lambda host: _load(host) >= least + 2)
+                hosts = sorted(hosts, key=lambda host: _load(host) > least)
         if self.target == "prefer_replica":
             # Known replicas, then hosts of unknown role, then primaries.
             rank = {"replica": 0, None: 1, "primary": 2}

@@ -36,7 +36,7 @@ from ._hosts import LOAD_BALANCE, TARGETS, Host, HostSet, LoadBalance, Target
 from ._options import POOL_OPTION_DEFAULTS, split_pool_options
 from ._server_state import ServerState, is_node_not_ready, read_server_state
 from ._stats import PoolStats
-from .errors import PoolClosed, PoolError, PoolTimeout
+from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout
 
 __all__ = ["Pool", "create_pool"]
 
@@ -749,21 +749,30 @@ class Pool:
             if refusal is not None:
                 wire.close_connection(conn, graceful=True)
                 hostset.mark_down(host, refusal, time.monotonic())
-                raise PoolError(f"pool {self._name}: {host.label} refused: {refusal}")
+                raise NoServerAvailable(f"pool {self._name}: {host.label}: {refusal}")
             if state is not None:
                 hostset.mark_up(host, state)
             return conn, host
         loop = self._loop
         assert loop is not None
-        candidates = hostset.candidates(time.monotonic())
+        tried: set[Host] = set()
         errors: list[str] = []
         last_error: BaseException | None = None
         fallback: tuple[Any, Host] | None = None  # prefer_replica: a primary, if no replica
         try:
-            for index, host in enumerate(candidates):
-                if fallback is not None and host.role == "primary":
-                    continue
-                others_left = index + 1 < len(candidates)
+            while True:
+                # Asked again after each failure: other acquires may have
+                # changed the loads (and the health) since.
+                candidates = [
+                    host
+                    for host in hostset.candidates(time.monotonic())
+                    if host not in tried and not (fallback is not None and host.role == "primary")
+                ]
+                if not candidates:
+                    break
+                host = candidates[0]
+                tried.add(host)
+                others_left = len(candidates) > 1
                 limit = self._attempt_limit(deadline, others_left, loop)
                 if limit is not None and limit <= 0:
                     raise self._timeout_error(timeout, "opening a connection")
@@ -814,9 +823,7 @@ class Pool:
             conn, host = fallback
             self._host_answered(host, None)
             return conn, host
-        if last_error is not None and len(errors) == 1:
-            raise last_error  # the driver's own error, as with one host
-        raise PoolError(
+        raise NoServerAvailable(
             f"pool {self._name}: no server could be used: " + "; ".join(errors)
         ) from last_error
 
@@ -869,6 +876,13 @@ class Pool:
             )
             self._close_idle_on(host, "host down")
         self._ensure_prober()
+
+    def _note_host_trouble(self, host: Host, conn: Any, exc: BaseException | None) -> None:
+        """A returned connection was lost, or its Galera node said it isn't ready."""
+        if exc is not None and (wire.is_connection_lost(exc) or is_node_not_ready(exc)):
+            self._host_failed(host, _brief(exc))
+        elif wire.socket_is_dead(conn):
+            self._host_failed(host, "connection lost")
 
     def _host_answered(self, host: Host, state: ServerState | None) -> None:
         if self._hostset.mark_up(host, state):
@@ -931,12 +945,31 @@ class Pool:
             self._host_failed(host, refusal)
             return
         self._host_answered(host, state)
-        room = self._max is None or self._slots < self._max
-        if self._closed or not room or len(self._idle_items) >= self._pool_size:
+        if self._closed:
             wire.close_connection(conn, graceful=True)
             return
-        self._slots += 1
-        self._offer(self._new_entry(conn, host))
+        if (self._max is None or self._slots < self._max) and len(
+            self._idle_items
+        ) < self._pool_size:
+            self._slots += 1
+            self._offer(self._new_entry(conn, host))
+            return
+        # A full pool: the probe's connection takes the place of an idle one
+        # the policy no longer wants there, so an idle pool moves back too.
+        misplaced = next(
+            (
+                entry
+                for entry in cast("Iterable[_Entry]", self._idle_items)
+                if not self._hostset.preferred(entry.host)
+            ),
+            None,
+        )
+        if misplaced is None:
+            wire.close_connection(conn, graceful=True)
+            return
+        self._idle_items.remove(misplaced)  # type: ignore[attr-defined]
+        self._retire(misplaced, "rebalance")
+        self._idle_put(self._new_entry(conn, host))
 
     async def _ping_ok(self, entry: _Entry, deadline: float | None, timeout: float | None) -> bool:
         """Ping a connection idle past the threshold; a dead one is discarded."""
@@ -1057,12 +1090,8 @@ class Pool:
             reason = None
         else:
             reason = self._unknown_state_reason(conn, exc)
-            if (
-                self._multi
-                and exc is not None
-                and (wire.is_connection_lost(exc) or is_node_not_ready(exc))
-            ):
-                self._host_failed(entry.host, _brief(exc))
+            if self._multi:
+                self._note_host_trouble(entry.host, conn, exc)
         if reason is not None and self._kill_query_on_cancel and wire.cancelled_mid_reply(conn):
             # The holder stopped waiting for its statement's reply; the server
             # is still running it. (Only a holder's statement: never the

@@ -6,7 +6,9 @@ friends) are not wrapped: they reach the caller unchanged.
 
 from __future__ import annotations
 
-__all__ = ["PoolClosed", "PoolError", "PoolTimeout"]
+import pymysql
+
+__all__ = ["NoServerAvailable", "PoolClosed", "PoolError", "PoolTimeout"]
 
 
 class PoolError(Exception):
@@ -31,3 +33,25 @@ class PoolClosed(PoolError):
     """The pool is closing or closed: it hands out no more connections."""
 
     __module__ = "mysqlpool"
+
+
+class NoServerAvailable(PoolError, pymysql.err.OperationalError):
+    """No server of a pool's host list could give a usable connection.
+
+    Raised when every host failed to connect, or answered in the wrong role
+    for the pool's ``target``, or is a Galera node that is not Synced; the
+    message names each host and why. Also a PyMySQL ``OperationalError``
+    with the driver's "can't connect" code 2003 in ``args[0]``, so code that
+    handles a server that is down keeps working with several hosts.
+    """
+
+    __module__ = "mysqlpool"
+
+    #: The driver's CR_CONN_HOST_ERROR: "Can't connect to MySQL server".
+    CODE = 2003
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.CODE, message)
+
+    def __str__(self) -> str:
+        return str(self.args[1])

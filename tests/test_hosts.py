@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -290,10 +291,11 @@ async def test_target_primary_and_prefer_replica_accept_a_writable_server(
 
 
 async def test_options_come_from_the_dsn_too(mysql_dsn: str, hosts: list[FaultProxy]) -> None:
-    params = parse_dsn(mysql_dsn)
-    netloc = ",".join(label(proxy) for proxy in hosts)
-    user = f"{params.user}:{params.password}@" if params.password else f"{params.user}@"
-    dsn = f"mysql://{user}{netloc}/{params.db}?load_balance=round_robin&target=primary"
+    parts = urllib.parse.urlsplit(mysql_dsn)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = userinfo + "@" + ",".join(label(proxy) for proxy in hosts)
+    query = "&".join(filter(None, [parts.query, "load_balance=round_robin&target=primary"]))
+    dsn = urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
     async with Pool(dsn, pool_size=3) as pool:
         assert pool.params.hosts == [("127.0.0.1", proxy.port) for proxy in hosts]
         conns = await hold(pool, 3)
@@ -305,8 +307,9 @@ async def test_options_come_from_the_dsn_too(mysql_dsn: str, hosts: list[FaultPr
 def test_bad_policy_names_are_refused_by_name(
     multi_params: ConnectParams, option: str, value: str
 ) -> None:
+    options: dict[str, Any] = {option: value}
     with pytest.raises(ValueError, match=f"{option} must be one of .*{value}"):
-        Pool(multi_params, **{option: value})
+        Pool(multi_params, **options)
 
 
 async def test_manager_keys_pools_by_host_list(

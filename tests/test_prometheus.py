@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from mysqlpool import Pool, PoolManager, PoolStats, PoolTimeout
+from mysqlpool import Pool, PoolManager, PoolStats, PoolTimeout, parse_dsn
 from mysqlpool.prometheus import PoolCollector
 
 PoolFactory = Callable[..., Awaitable[Pool]]
@@ -49,20 +49,41 @@ COUNTERS = {
     "mysqlpool_acquire_wait_seconds_total": "wait_time",
 }
 SAMPLES = {**GAUGES, **COUNTERS}
+# Per server of the host list, with labels pool and host.
+HOST_GAUGES = {
+    "mysqlpool_host_up": "state",
+    "mysqlpool_host_connections_open": "open",
+    "mysqlpool_host_connections_in_use": "in_use",
+}
+HOST_COUNTERS = {"mysqlpool_host_failures_total": "failures"}
 
 # sample name -> {pool label: value}
 Scrape = dict[str, dict[str, float]]
 
 
 def parse(text: str) -> Scrape:
-    """Every sample of the exposition text, by name and ``pool`` label."""
+    """Every pool-wide sample of the exposition text, by name and ``pool`` label."""
     found: Scrape = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
+            if "host" in sample.labels:
+                continue  # per host: see parse_hosts()
             assert set(sample.labels) == {"pool"}, sample
             pools = found.setdefault(sample.name, {})
             assert sample.labels["pool"] not in pools, f"duplicate series {sample}"
             pools[sample.labels["pool"]] = sample.value
+    return found
+
+
+def parse_hosts(text: str) -> dict[str, dict[tuple[str, str], float]]:
+    """Every per-host sample, by name and (pool, host) labels."""
+    found: dict[str, dict[tuple[str, str], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "host" in sample.labels:
+                assert set(sample.labels) == {"pool", "host"}, sample
+                key = (sample.labels["pool"], sample.labels["host"])
+                found.setdefault(sample.name, {})[key] = sample.value
     return found
 
 
@@ -143,6 +164,8 @@ def test_every_documented_metric_is_described_with_its_type() -> None:
     assert described == {
         **{name: "gauge" for name in GAUGES},
         **{name.removesuffix("_total"): "counter" for name in COUNTERS},
+        **{name: "gauge" for name in HOST_GAUGES},
+        **{name.removesuffix("_total"): "counter" for name in HOST_COUNTERS},
     }
     # With no pool, every family is still there, without samples.
     assert all(not family.samples for family in collector.collect())
@@ -185,6 +208,24 @@ async def test_scrape_reports_exactly_what_stats_says(make_pool: PoolFactory) ->
     assert after["mysqlpool_connections_in_use"][pool.name] == 0
     assert after["mysqlpool_connections_idle"][pool.name] == 1
     assert series_of(after, pool.name) == expected(pool.stats())
+
+
+async def test_scrape_reports_every_host_of_the_pool(
+    make_pool: PoolFactory, mysql_dsn: str
+) -> None:
+    pool = await make_pool(pool_size=2)
+    registry = CollectorRegistry()
+    PoolCollector(pool, registry=registry)
+    async with pool.acquire():
+        found = parse_hosts(generate_latest(registry).decode())
+        (address,) = pool.stats().hosts
+        host = pool.stats().hosts[address]
+    assert address == "{}:{}".format(*parse_dsn(mysql_dsn).hosts[0])
+    key = (pool.name, address)
+    assert found["mysqlpool_host_up"] == {key: 1}
+    assert found["mysqlpool_host_connections_open"] == {key: host.open} == {key: 1}
+    assert found["mysqlpool_host_connections_in_use"] == {key: 1}
+    assert found["mysqlpool_host_failures_total"] == {key: 0}
 
 
 async def test_scrape_over_http_matches_stats(make_pool: PoolFactory) -> None:

@@ -10,7 +10,7 @@
 every pool it tracks when Prometheus scrapes, and at no other time. It starts
 no task and adds nothing to ``acquire()`` or ``release()``.
 
-Every series has one label, ``pool``: the pool's :attr:`Pool.name`, which by
+Every series has the label ``pool``: the pool's :attr:`Pool.name`, which by
 default is its DSN with the password redacted. The names below use the
 default namespace ``mysqlpool``.
 
@@ -24,6 +24,9 @@ Counters
     ``mysqlpool_connections_recycled_total``, ``mysqlpool_connections_discarded_total``,
     ``mysqlpool_acquires_total``, ``mysqlpool_acquire_timeouts_total``,
     ``mysqlpool_acquire_wait_seconds_total``.
+Per server (labels ``pool`` and ``host``, as ``"host:port"``)
+    ``mysqlpool_host_up`` (1 up, 0 down), ``mysqlpool_host_connections_open``,
+    ``mysqlpool_host_connections_in_use``, ``mysqlpool_host_failures_total``.
 
 Which pools are reported:
 
@@ -64,7 +67,7 @@ except ImportError as exc:  # the extra is not installed
 
 from ._manager import PoolManager
 from ._pool import Pool
-from ._stats import PoolStats
+from ._stats import HostStats, PoolStats
 
 __all__ = ["PoolCollector", "Source"]
 
@@ -155,6 +158,34 @@ _METRICS: tuple[tuple[str, type[_Family], str, Callable[[PoolStats], float | Non
         CounterMetricFamily,
         "Seconds acquirers spent queued or opening a connection.",
         lambda s: s.wait_time,
+    ),
+)
+
+# Per server of the pool's host list: labels pool and host ("host:port").
+_HOST_METRICS: tuple[tuple[str, type[_Family], str, Callable[[HostStats], float]], ...] = (
+    (
+        "host_up",
+        GaugeMetricFamily,
+        "1 while the pool sends new connections to this server, 0 while it is down.",
+        lambda h: 1 if h.state == "up" else 0,
+    ),
+    (
+        "host_connections_open",
+        GaugeMetricFamily,
+        "The pool's connections to this server, open now.",
+        lambda h: h.open,
+    ),
+    (
+        "host_connections_in_use",
+        GaugeMetricFamily,
+        "The pool's connections to this server, checked out now.",
+        lambda h: h.in_use,
+    ),
+    (
+        "host_failures_total",
+        CounterMetricFamily,
+        "Times this server was marked down.",
+        lambda h: h.failures,
     ),
 )
 
@@ -301,10 +332,17 @@ class PoolCollector(Collector):
                 count += 1
                 label = f"{stats.name} #{count}"
             labels.add(label)
-            for family, (_, _, _, value_of) in zip(families, _METRICS, strict=True):
+            pool_families = families[: len(_METRICS)]
+            for family, (_, _, _, value_of) in zip(pool_families, _METRICS, strict=True):
                 value = value_of(stats)
                 if value is not None:
                     family.add_metric([label], value)
+            host_families = families[len(_METRICS) :]
+            for address, host in stats.hosts.items():
+                for family, (_, _, _, host_value) in zip(
+                    host_families, _HOST_METRICS, strict=True
+                ):
+                    family.add_metric([label, address], host_value(host))
         yield from families
 
     def _families(self) -> list[_Family]:
@@ -316,6 +354,9 @@ class PoolCollector(Collector):
                 unit="seconds" if name.endswith("_seconds_total") else "",
             )
             for name, kind, help_text, _ in _METRICS
+        ] + [
+            kind(self._prefix + name, help_text, labels=["pool", "host"])
+            for name, kind, help_text, _ in _HOST_METRICS
         ]
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ from conftest import Admin
 from mysqlpool import ConnectParams, PoolManager, parse_dsn
 from mysqlpool import _dropin as dropin
 from polling import until
+from privateserver import free_port
 
 # The very objects drop-in mode must put back.
 ORIGINALS = {
@@ -568,3 +569,21 @@ async def test_waiting_disable_terminates_connections_still_out(
         return not await admin.is_alive(thread_id)
 
     await until(gone, "server session ended")
+
+
+async def test_a_host_list_in_the_host_setting_gets_one_multi_host_pool(
+    dropin_off: None, legacy: LegacyApp
+) -> None:
+    manager = mysqlpool.enable(pool_size=2, max_overflow=0)
+    nobody = free_port()  # nothing listens there: failover moves on at once
+    settings = {**login(legacy), "host": f"127.0.0.1:{nobody},{legacy.host}"}
+
+    for _ in range(3):
+        async with aiomysql.connect(**settings) as conn, conn.cursor() as cur:
+            await cur.execute("SELECT 1")
+
+    pool = only_pool(manager)
+    assert pool.params.hosts == [("127.0.0.1", nobody), (legacy.host, legacy.port)]
+    hosts = pool.stats().hosts
+    assert hosts[f"127.0.0.1:{nobody}"].state == "down"
+    assert hosts[f"{legacy.host}:{legacy.port}"].open == 1

@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiomysql
 import pymysql
 import pytest
 import pytest_asyncio
@@ -285,6 +286,16 @@ async def test_target_primary_and_prefer_replica_accept_a_writable_server(
         pool = await make_pool(multi_params, pool_size=1, target=target)
         async with pool.acquire() as conn:
             assert await scalar(conn, "SELECT @@read_only") == 0
+
+
+async def test_a_dict_cursor_configured_by_the_user_does_not_confuse_the_checks(
+    make_pool: PoolFactory, multi_params: ConnectParams
+) -> None:
+    pool = await make_pool(multi_params.replace(cursorclass=aiomysql.DictCursor), target="primary")
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT 1 AS one")
+        assert await cur.fetchone() == {"one": 1}
+    assert pool.recycle is not None  # recycle="auto" read wait_timeout too
 
 
 # -- the host list and the rest of the API ---------------------------------------------

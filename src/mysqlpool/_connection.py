@@ -222,7 +222,8 @@ async def reset_session(conn: Any, params: ConnectParams, init: InitCallback | N
 
 async def read_wait_timeout(conn: Any) -> float:
     """The session's ``wait_timeout``: how long the server lets it sit idle."""
-    async with conn.cursor() as cur:
+    # A plain cursor whatever cursorclass the caller configured (DictCursor...).
+    async with conn.cursor(aiomysql.Cursor) as cur:
         await cur.execute("SELECT @@SESSION.wait_timeout")
         row = await cur.fetchone()
     return float(row[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import aiomysql
 import pymysql
 
 __all__ = ["ER_NODE_NOT_READY", "ServerState", "is_node_not_ready", "read_server_state"]
@@ -46,7 +47,9 @@ class ServerState:
 async def read_server_state(conn: Any) -> ServerState:
     """Ask the server for its role and Galera state (one round trip, two on Galera)."""
     variables = await _show(
-        conn, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only', 'wsrep_on')"
+        conn,
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+        "('read_only', 'wsrep_on', 'wsrep_reject_queries')",
     )
     read_only = variables.get("read_only", "OFF").upper() in ("ON", "1")
     if variables.get("wsrep_on", "OFF").upper() not in ("ON", "1"):
@@ -56,14 +59,19 @@ async def read_server_state(conn: Any) -> ServerState:
         "SHOW GLOBAL STATUS WHERE Variable_name IN "
         "('wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment')",
     )
+    comment = status.get("wsrep_local_state_comment", "unknown")
+    if variables.get("wsrep_reject_queries", "NONE").upper() != "NONE":
+        # An operator took the node out of service: it answers 1047 to queries.
+        return ServerState(read_only, f"{comment}, rejecting queries", ready=False)
     ready = status.get("wsrep_ready", "OFF").upper() == "ON" and (
         status.get("wsrep_local_state") == _SYNCED
     )
-    return ServerState(read_only, status.get("wsrep_local_state_comment", "unknown"), ready)
+    return ServerState(read_only, comment, ready)
 
 
 async def _show(conn: Any, statement: str) -> dict[str, str]:
-    async with conn.cursor() as cur:
+    # A plain cursor whatever cursorclass the caller configured (DictCursor...).
+    async with conn.cursor(aiomysql.Cursor) as cur:
         await cur.execute(statement)
         rows = await cur.fetchall()
     return {str(name).lower(): str(value) for name, value in rows}

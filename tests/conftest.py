@@ -36,13 +36,16 @@ import pymysql
 import pytest
 import pytest_asyncio
 
+from cluster import galera_cluster_fixture, primary_replica_fixture  # noqa: F401
 from mysqlpool import Pool, parse_dsn
 from mysqlpool._discovery import CommandError, resolve_server
 from privateserver import PrivateServer, missing_tools
 
 #: The suite runs as an account of its own with this password, and the whole
 #: run (every log line, captured output and failure text) is searched for it.
-SUITE_USER = "mysqlpool_suite"
+#: Named per run, so two runs on one server (CI and a developer's, or two
+#: checkouts) never re-password or drop each other's login.
+SUITE_USER = "mysqlpool_suite_" + secrets.token_hex(4)
 SUITE_PASSWORD = "Suite-" + secrets.token_hex(8)
 
 

@@ -26,7 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pymysql
@@ -71,12 +71,28 @@ class PrivateServer:
     """
 
     def __init__(
-        self, base: Path, *, port: int | None = None, options: tuple[str, ...] = ()
+        self,
+        base: Path,
+        *,
+        port: int | None = None,
+        options: tuple[str, ...] = (),
+        defaults_file: Path | None = None,
+        configure: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.base = base
         #: Extra mariadbd options (e.g. TLS certificates) after the defaults.
         self.options = options
+        #: A my.cnf read instead of none (``--defaults-file`` for ``--no-defaults``):
+        #: helper scripts the server runs (Galera's SST) are handed the same
+        #: file, where they would otherwise read the system's /etc/mysql/my.cnf.
+        self.defaults_file = defaults_file
+        #: Environment variables for the server (and the scripts it runs) over ours.
+        self.env = dict(env or {})
         self.datadir = base / "data"
+        # Not the shared /tmp: a starting mariadbd deletes every "#sql*" file
+        # in its tmpdir, the temp tables of any other server using it too.
+        self.tmpdir = base / "tmp"
         self.port = port if port is not None else free_port()
         socket_path = base / "mariadbd.sock"
         if len(str(socket_path)) > _MAX_SOCKET_PATH:
@@ -89,7 +105,9 @@ class PrivateServer:
         self.error_log = base / "error.log"
         self.stderr_log = base / "stderr.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._configured = False
+        # A Galera joiner gets its accounts with the state transfer; it must not
+        # be asked to make them (nor may it run DDL before it is synced).
+        self._configured = not configure
         #: Seconds the last install / start took (for the figures).
         self.install_seconds: float | None = None
         self.start_seconds: float | None = None
@@ -113,7 +131,7 @@ class PrivateServer:
 
     def install(self) -> None:
         """Create a fresh datadir with ``mariadb-install-db`` (root: unix_socket auth)."""
-        self.base.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         result = subprocess.run(
             [
@@ -123,6 +141,7 @@ class PrivateServer:
                 "--user=root",
                 "--auth-root-authentication-method=socket",
                 "--skip-test-db",
+                f"--tmpdir={self.tmpdir}",
                 *SERVER_OPTIONS,
             ],
             stdout=subprocess.PIPE,
@@ -135,10 +154,11 @@ class PrivateServer:
             tail = result.stdout.decode(errors="replace")[-3000:]
             raise ServerError(f"mariadb-install-db failed ({result.returncode}):\n{tail}")
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, *, extra_options: tuple[str, ...] = ()) -> None:
         """Launch ``mariadbd`` and return once it accepts a TCP login.
 
         The first start also creates ``root@127.0.0.1`` and the ``test`` database.
+        ``extra_options`` apply to this start only (e.g. ``--wsrep-new-cluster``).
 
         Raises:
             ServerError: with the tail of the error log, if the server exited
@@ -148,12 +168,18 @@ class PrivateServer:
             raise ServerError(f"private server already running (pid {self.pid})")
         if not self.datadir.exists():
             self.install()
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
+        defaults = (
+            "--no-defaults"
+            if self.defaults_file is None
+            else f"--defaults-file={self.defaults_file}"
+        )
         with self.stderr_log.open("ab") as stderr:
             self._proc = subprocess.Popen(
                 [
                     MARIADBD,
-                    "--no-defaults",
+                    defaults,
                     f"--datadir={self.datadir}",
                     "--user=root",
                     "--bind-address=127.0.0.1",
@@ -161,14 +187,17 @@ class PrivateServer:
                     f"--socket={self.socket_path}",
                     f"--pid-file={self.pid_file}",
                     f"--log-error={self.error_log}",
+                    f"--tmpdir={self.tmpdir}",
                     # After a SIGKILL the port may linger a moment: wait for it.
                     "--port-open-timeout=10",
                     *SERVER_OPTIONS,
                     *self.options,
+                    *extra_options,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                env={**os.environ, **self.env},
                 start_new_session=True,  # a Ctrl-C of the test run is not sent to it
             )
         _live_servers.add(self)
@@ -218,6 +247,10 @@ class PrivateServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10.0)
+        # The server leads its own process group (start_new_session): whatever
+        # it spawned and left behind (a Galera SST script's rsync daemon) goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         self._proc = None
         _live_servers.discard(self)
 

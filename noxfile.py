@@ -56,6 +56,21 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def cluster(session: nox.Session) -> None:
+    """The failover tests on real clusters, with their figures table (about 2 minutes).
+
+    Starts a 3-node Galera cluster and a primary/replica pair on free loopback
+    ports (needs mariadb-server, galera-4 and rsync; ``.ci/run`` installs
+    them) and prints the failover figures at the end. They are part of
+    ``nox -s tests`` too.
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-W", "error::ResourceWarning", "tests/test_cluster.py", *session.posargs
+    )
+
+
+@nox.session
 def soak(session: nox.Session) -> None:
     """A bounded soak under injected faults (a few minutes; not part of CI).
 

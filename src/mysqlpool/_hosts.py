@@ -34,6 +34,9 @@ Target = Literal["any", "primary", "replica", "prefer_replica"]
 LOAD_BALANCE: tuple[LoadBalance, ...] = ("failover", "round_robin", "random", "least_connections")
 TARGETS: tuple[Target, ...] = ("any", "primary", "replica", "prefer_replica")
 
+# prefer_replica's order of roles; None: not connected to yet.
+_PREFERENCE = ("replica", None, "primary")
+
 
 class Host:
     """One server of the pool's host list and what the pool knows about it."""
@@ -100,26 +103,29 @@ class HostSet:
         return self._ordered(usable) + resting
 
     def _ordered(self, hosts: list[Host]) -> list[Host]:
-        if len(hosts) > 1:
-            policy = self.load_balance
-            if policy == "round_robin":
-                start = next(self._rotation) % len(hosts)
-                hosts = hosts[start:] + hosts[:start]
-            elif policy == "least_connections":
-                hosts = sorted(hosts, key=lambda host: (_load(host), host.position))
-            elif policy == "random":
-                hosts = random.sample(hosts, len(hosts))
-            if policy != "failover":
-                # The policy picks among the least loaded hosts (the sort is
-                # stable): connections stay spread within one of even, and a
-                # host back from a failure catches up first.
-                least = min(_load(host) for host in hosts)
-                hosts = sorted(hosts, key=lambda host: _load(host) > least)
         if self.target == "prefer_replica":
-            # Known replicas, then hosts of unknown role, then primaries.
-            rank = {"replica": 0, None: 1, "primary": 2}
-            hosts = sorted(hosts, key=lambda host: rank[host.role])
-        return hosts
+            # Known replicas, then hosts of unknown role, then primaries; the
+            # policy spreads within each tier.
+            tiers = [[host for host in hosts if host.role == role] for role in _PREFERENCE]
+            return [host for tier in tiers for host in self._spread(tier)]
+        return self._spread(hosts)
+
+    def _spread(self, hosts: list[Host]) -> list[Host]:
+        if len(hosts) < 2 or self.load_balance == "failover":
+            return hosts
+        policy = self.load_balance
+        if policy == "round_robin":
+            start = next(self._rotation) % len(hosts)
+            hosts = hosts[start:] + hosts[:start]
+        elif policy == "least_connections":
+            hosts = sorted(hosts, key=lambda host: (_load(host), host.position))
+        else:
+            hosts = random.sample(hosts, len(hosts))
+        # The policy picks among the least loaded hosts (the sort is stable):
+        # connections stay spread within one of even, and a host back from a
+        # failure catches up first (the same rule as preferred()).
+        least = min(_load(host) for host in hosts)
+        return sorted(hosts, key=lambda host: _load(host) > least)
 
     def refusal(self, state: ServerState) -> str | None:
         """Why a server in ``state`` can't serve this pool, or None."""
@@ -191,12 +197,12 @@ class HostSet:
         if not host.up:
             return False
         up = [other for other in self.hosts if other.up]
-        if (
-            self.target == "prefer_replica"
-            and host.role == "primary"
-            and any(other.role == "replica" for other in up)
-        ):
-            return False
+        if self.target == "prefer_replica":
+            replicas = [other for other in up if other.role == "replica"]
+            if replicas:
+                if host.role != "replica":
+                    return False
+                up = replicas  # the spread is among the replicas only
         if self.load_balance == "failover":
             return not any(other.position < host.position for other in up)
         return _load(host) < min(_load(other) for other in up) + 2

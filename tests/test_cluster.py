@@ -23,6 +23,7 @@ import pytest
 from cluster import GaleraCluster, PrimaryReplica, execute
 from conftest import Figure, scalar
 from mysqlpool import Pool
+from mysqlpool._pool import auto_recycle
 from polling import until
 
 # Starting a cluster (in the first test's setup) and restarting a node take a while.
@@ -316,6 +317,20 @@ async def test_error_1047_marks_the_node_down_and_closes_its_idle_connections(
                 execute, ports[0], "SET GLOBAL wsrep_reject_queries = NONE"
             )
         await until(lambda: host_of(pool, ports[0]).state == "up", "node 0 back", 10)
+
+
+async def test_recycle_auto_stays_below_the_lowest_wait_timeout_of_the_nodes(
+    galera: GaleraCluster,
+) -> None:
+    ports = galera.ports
+    await asyncio.to_thread(execute, ports[2], "SET GLOBAL wait_timeout = 20")
+    try:
+        pool = Pool(app_dsn(ports), load_balance="round_robin", pool_size=3, min_size=3)
+        async with pool:
+            assert shares(pool, ports) == [1, 1, 1]
+            assert pool.recycle == auto_recycle(20) == 18
+    finally:
+        await asyncio.to_thread(execute, ports[2], "SET GLOBAL wait_timeout = DEFAULT")
 
 
 async def fail_with_node_out_of_service(pool: Pool, port: int) -> BaseException:

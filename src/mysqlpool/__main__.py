@@ -104,9 +104,11 @@ def _add_doctor(commands: _Subparsers) -> None:
         "doctor",
         help="check a server and recommend pool settings for it",
         description=(
-            "Connect once and report the server's version, timeouts, connection "
+            "Connect and report the server's version, timeouts, connection "
             "limits, TLS, COM_RESET_CONNECTION support and round-trip time, with the "
-            "recycle and per-process pool_size + max_overflow to configure."
+            "recycle and per-process pool_size + max_overflow to configure. With "
+            "several hosts in the DSN, examine each: role, Galera state, replication, "
+            "and which hosts each pool target would use."
         ),
     )
     _add_dsn_argument(parser)

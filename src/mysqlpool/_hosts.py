@@ -54,6 +54,7 @@ class Host:
         "retry_at",
         "role",
         "up",
+        "wait_timeout_read",
     )
 
     def __init__(self, params: ConnectParams, position: int) -> None:
@@ -69,6 +70,7 @@ class Host:
         self.open = 0  # the pool's connections to it, open now
         self.opening = 0  # and being opened
         self.role: str | None = None  # "primary" | "replica", once seen
+        self.wait_timeout_read = False  # recycle="auto" has seen this server's
 
     def __repr__(self) -> str:
         state = "up" if self.up else f"down ({self.down_reason})"

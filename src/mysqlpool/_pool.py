@@ -123,7 +123,8 @@ class _Entry:
 
 
 class Pool:
-    """An asyncio pool of aiomysql connections to one MySQL or MariaDB server.
+    """An asyncio pool of aiomysql connections to a MySQL or MariaDB server,
+    or to one of several (a Galera cluster, a primary with replicas).
 
     Args:
         dsn: ``mysql://user:password@host:port/db?option=value``, a
@@ -843,13 +844,18 @@ class Pool:
         ``recycle="auto"``; with several hosts or a target, read its state."""
         conn = await wire.open_connection(host.params, self._init)
         try:
-            if self._recycle_auto and self._recycle is None:
+            if self._recycle_auto and not host.wait_timeout_read:
+                # Each server's first connection: the servers of a list may
+                # differ, and recycle must stay below the lowest.
                 wait_timeout = await wire.read_wait_timeout(conn)
-                if self._recycle is None:
-                    self._recycle = auto_recycle(wait_timeout)
+                host.wait_timeout_read = True
+                recycle = auto_recycle(wait_timeout)
+                if self._recycle is None or recycle < self._recycle:
+                    self._recycle = recycle
                     logger.debug(
-                        "pool %s: server wait_timeout is %s s; recycle set to %s s",
+                        "pool %s: %s has wait_timeout %s s; recycle set to %s s",
                         self._name,
+                        host.label,
                         wait_timeout,
                         self._recycle,
                     )

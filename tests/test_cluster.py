@@ -148,9 +148,7 @@ class Workload:
                 return
             for attempt in range(3):
                 try:
-                    await cur.execute(
-                        f"INSERT INTO {TABLE} (task, n) VALUES (%s, %s)", (task, n)
-                    )
+                    await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (%s, %s)", (task, n))
                     return
                 except pymysql.err.OperationalError as exc:
                     if exc.args[0] != ER_LOCK_DEADLOCK or attempt == 2:
@@ -163,6 +161,17 @@ class Workload:
             if op.error is None and op.began >= moment:
                 firsts[op.task] = min(firsts.get(op.task, op.ended), op.ended)
         return firsts
+
+
+def op_shares(ops: list[Op], ports: list[int], start: float | None, end: float) -> list[str]:
+    """Per node, the share of operations served between two moments, in percent."""
+    served = collections.Counter(
+        op.port
+        for op in ops
+        if op.error is None and (start is None or op.began >= start) and op.ended <= end
+    )
+    total = sum(served.values()) or 1
+    return [f"{100 * served[port] / total:.0f}%" for port in ports]
 
 
 def shares(pool: Pool, ports: list[int]) -> list[int]:
@@ -189,9 +198,7 @@ async def test_galera_node_killed_under_load_then_rejoining(
 ) -> None:
     ports = galera.ports
     victim = 2
-    pool = Pool(
-        app_dsn(ports), load_balance="round_robin", pool_size=9, max_overflow=0, min_size=9
-    )
+    pool = Pool(app_dsn(ports), load_balance="round_robin", pool_size=9, max_overflow=0, min_size=9)
     async with pool:
         work = Workload(pool, tasks=200)
         work.start()
@@ -241,8 +248,15 @@ async def test_galera_node_killed_under_load_then_rejoining(
     figure("galera: error kinds", dict(collections.Counter(op.error for op in failed)))
     figure("galera: cluster eviction after SIGKILL (s)", round(evicted_at - killed_at, 2))
     figure("galera: time the pool added after the eviction (s)", round(added, 3))
-    figure("galera: per-node connections before / after kill / after rejoin",
-           f"{before} / {after_kill} / {after_rejoin}")
+    figure(
+        "galera: per-node connections before / after kill / after rejoin",
+        f"{before} / {after_kill} / {after_rejoin}",
+    )
+    figure(
+        "galera: share of operations per node, before the kill / after the eviction",
+        f"{op_shares(work.ops, ports, None, killed_at)} / "
+        f"{op_shares(work.ops, ports, evicted_at, synced_at)}",
+    )
     figure("galera: restarted node Synced -> used again (s)", round(used_again, 2))
     figure("galera: backoff step in effect at the restart (s)", round(step, 2))
     figure("galera: slowest acquire (s)", round(slowest_acquire, 3))
@@ -313,9 +327,7 @@ async def test_error_1047_marks_the_node_down_and_closes_its_idle_connections(
             async with pool.acquire() as conn:
                 assert conn.port == ports[1]
         finally:
-            await asyncio.to_thread(
-                execute, ports[0], "SET GLOBAL wsrep_reject_queries = NONE"
-            )
+            await asyncio.to_thread(execute, ports[0], "SET GLOBAL wsrep_reject_queries = NONE")
         await until(lambda: host_of(pool, ports[0]).state == "up", "node 0 back", 10)
 
 

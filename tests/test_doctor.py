@@ -29,7 +29,7 @@ import pytest
 from cluster import GaleraCluster
 from mysqlpool import parse_dsn
 from mysqlpool.__main__ import main
-from mysqlpool._doctor import (
+from mysqlpool._doctor_hosts import (
     RESERVE_MIN,
     GaleraFacts,
     HostReport,

@@ -14,7 +14,13 @@ from typing import Any
 import aiomysql
 import pymysql
 
-__all__ = ["ER_NODE_NOT_READY", "ServerState", "is_node_not_ready", "read_server_state"]
+__all__ = [
+    "ER_NODE_NOT_READY",
+    "ServerState",
+    "is_node_not_ready",
+    "read_server_state",
+    "show_values",
+]
 
 #: MariaDB/Galera: "WSREP has not yet prepared node for application use".
 ER_NODE_NOT_READY = 1047
@@ -46,7 +52,7 @@ class ServerState:
 
 async def read_server_state(conn: Any) -> ServerState:
     """Ask the server for its role and Galera state (one round trip, two on Galera)."""
-    variables = await _show(
+    variables = await show_values(
         conn,
         "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
         "('read_only', 'wsrep_on', 'wsrep_reject_queries')",
@@ -54,7 +60,7 @@ async def read_server_state(conn: Any) -> ServerState:
     read_only = variables.get("read_only", "OFF").upper() in ("ON", "1")
     if variables.get("wsrep_on", "OFF").upper() not in ("ON", "1"):
         return ServerState(read_only)
-    status = await _show(
+    status = await show_values(
         conn,
         "SHOW GLOBAL STATUS WHERE Variable_name IN "
         "('wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment')",
@@ -69,7 +75,8 @@ async def read_server_state(conn: Any) -> ServerState:
     return ServerState(read_only, comment, ready)
 
 
-async def _show(conn: Any, statement: str) -> dict[str, str]:
+async def show_values(conn: Any, statement: str) -> dict[str, str]:
+    """A ``SHOW VARIABLES``/``SHOW STATUS`` result as ``{lowercase name: value}``."""
     # A plain cursor whatever cursorclass the caller configured (DictCursor...).
     async with conn.cursor(aiomysql.Cursor) as cur:
         await cur.execute(statement)

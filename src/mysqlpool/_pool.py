@@ -195,6 +195,68 @@ class Pool:
             names the option and never shows the password).
     """
 
+    # Slots, not an instance dict: with more than 30 attributes a dict-backed
+    # instance never gets its attribute and method lookups specialized by
+    # CPython 3.11+, and every ``pool.acquire()`` pays for that (callgrind:
+    # benchmarks/hotpath.py). __weakref__: the Prometheus collector holds
+    # weak references to pools. A new attribute must be listed here.
+    __slots__ = (
+        "__weakref__",
+        "_acquires",
+        "_background",
+        "_check_state",
+        "_checkout_without_io",
+        "_closed",
+        "_closed_total",
+        "_discarded_total",
+        "_drained",
+        "_expiry",
+        "_fill_task",
+        "_hostset",
+        "_idle",
+        "_idle_get",
+        "_idle_items",
+        "_idle_put",
+        "_in_use",
+        "_init",
+        "_kill_query_on_cancel",
+        "_known",
+        "_last_shared_deadline",
+        "_leak_timeout",
+        "_lifo",
+        "_loop",
+        "_max",
+        "_max_lifetime",
+        "_max_overflow",
+        "_min_size",
+        "_multi",
+        "_name",
+        "_on_checkin",
+        "_on_checkout",
+        "_on_connect",
+        "_on_discard",
+        "_opened_total",
+        "_opening",
+        "_params",
+        "_pool_size",
+        "_pre_ping_after",
+        "_prober",
+        "_reaper",
+        "_reaper_interval",
+        "_recycle",
+        "_recycle_auto",
+        "_recycled_total",
+        "_reset_mode",
+        "_shared_deadlines",
+        "_slots",
+        "_started",
+        "_terminated",
+        "_timeout",
+        "_timeouts",
+        "_wait_time",
+        "_waiters",
+    )
+
     def __init__(
         self,
         dsn: str | ConnectParams | None = None,

@@ -24,6 +24,7 @@ __all__ = [
     "InitCallback",
     "PooledConnection",
     "cancelled_mid_reply",
+    "clean_after_use",
     "close_connection",
     "has_unread_result",
     "is_connection_lost",
@@ -33,7 +34,6 @@ __all__ = [
     "read_wait_timeout",
     "reset_session",
     "result_marker",
-    "reusable",
     "socket_is_dead",
 ]
 
@@ -64,6 +64,10 @@ _QUIT_PACKET = struct.pack("<I", 1) + bytes([_COM_QUIT])
 _SERVER_STATUS_IN_TRANS = 0x0001
 _SERVER_STATUS_AUTOCOMMIT = 0x0002
 _SERVER_STATUS_IN_TRANS_READONLY = 0x2000
+_IN_TRANSACTION = _SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY
+# ``status & _TRANSACTION_STATUS == _SERVER_STATUS_AUTOCOMMIT``: autocommit on
+# and no transaction open.
+_TRANSACTION_STATUS = _IN_TRANSACTION | _SERVER_STATUS_AUTOCOMMIT
 
 
 class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
@@ -133,16 +137,26 @@ def socket_is_dead(conn: Any) -> bool:
     return bool(reader._eof or reader._buffer or reader._exception is not None)
 
 
-def reusable(conn: Any) -> bool:
+def clean_after_use(conn: Any) -> bool:
     """The common case of a return, in one call: open, nothing from the server
-    waiting to be read, no unbuffered result still streaming."""
+    waiting to be read, no unbuffered result still streaming, autocommit on
+    and no transaction open. Such a connection can be reused as it is (there
+    is nothing to roll back); False means "look closer", not "unusable".
+
+    The tests of ``socket_is_dead``, ``has_unread_result`` and
+    ``needs_rollback``, in one call because the pool asks on every return
+    (keep them in step).
+    """
     if conn._writer is None:
         return False
     reader = conn._reader
     if reader._eof or reader._buffer or reader._exception is not None:
         return False
     result = conn._result
-    return result is None or not result.unbuffered_active
+    if result is not None and result.unbuffered_active:
+        return False
+    status = conn.server_status
+    return status is not None and status & _TRANSACTION_STATUS == _SERVER_STATUS_AUTOCOMMIT
 
 
 def is_connection_lost(exc: BaseException | None) -> bool:
@@ -164,7 +178,7 @@ def needs_rollback(conn: Any, result_at_checkout: object) -> bool:
     since checkout (aiomysql replaces ``_result`` on each one) counts too.
     """
     status = conn.server_status or 0
-    if status & (_SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY):
+    if status & _IN_TRANSACTION:
         return True
     return not status & _SERVER_STATUS_AUTOCOMMIT and conn._result is not result_at_checkout
 

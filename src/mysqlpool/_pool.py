@@ -1154,12 +1154,17 @@ class Pool:
             entry.leak_handle = None
         if self._on_checkin is not None:
             self._call_hook("on_checkin", self._on_checkin, conn)
-        if exc is None and wire.reusable(conn):
-            reason = None
-        else:
-            reason = self._unknown_state_reason(conn, exc)
-            if self._multi:
-                self._note_host_trouble(entry.host, conn, exc)
+        if exc is None and wire.clean_after_use(conn):
+            # The common return, in one test: open, nothing unread, no
+            # transaction. Its fate is _check_in's (only reset_on_return=
+            # "reset" has I/O to do first); below, the same questions one by one.
+            if self._reset_mode == "reset" and not self._closed:
+                return entry
+            self._check_in(entry, None)
+            return None
+        reason = self._unknown_state_reason(conn, exc)
+        if self._multi:
+            self._note_host_trouble(entry.host, conn, exc)
         if reason is not None and self._kill_query_on_cancel and wire.cancelled_mid_reply(conn):
             # The holder stopped waiting for its statement's reply; the server
             # is still running it. (Only a holder's statement: never the

@@ -21,9 +21,11 @@ from ._dsn import ConnectParams
 
 __all__ = [
     "CONNECTION_LOSS_CODES",
+    "UNFIT",
     "InitCallback",
     "PooledConnection",
     "cancelled_mid_reply",
+    "checkout_marker",
     "clean_after_use",
     "close_connection",
     "has_unread_result",
@@ -197,6 +199,24 @@ def cancelled_mid_reply(conn: Any) -> bool:
 
 def result_marker(conn: Any) -> object:
     """What ``needs_rollback`` compares against to tell that a statement ran."""
+    return conn._result
+
+
+#: What ``checkout_marker`` returns for a connection not fit to hand out.
+UNFIT: Any = object()
+
+
+def checkout_marker(conn: Any) -> object:
+    """The checkout of an idle connection in one call: ``UNFIT`` when
+    ``socket_is_dead``, else ``result_marker`` (keep them in step).
+
+    The pool asks on every checkout that needs no I/O.
+    """
+    if conn._writer is None:
+        return UNFIT
+    reader = conn._reader
+    if reader._eof or reader._buffer or reader._exception is not None:
+        return UNFIT
     return conn._result
 
 

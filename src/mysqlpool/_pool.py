@@ -655,20 +655,16 @@ class Pool:
             return _SLOT
         return None
 
-    def _take_idle(self, unless_idle_for: float | None = None) -> _Entry | None:
+    def _take_idle(self) -> _Entry | None:
         """Check out the first usable idle connection, closing unusable ones.
 
-        With ``unless_idle_for``, stop (None) at a connection idle that long
-        instead: the caller's slow path pings it first.
+        The caller pings it if ``pre_ping`` asks, then hands it out. (The
+        no-I/O case, _checkout_now, does the same in one call: keep in step.)
         """
         items, get = self._idle_items, self._idle_get
         recycle, lifetime = self._recycle, self._max_lifetime
-        while len(items):
-            now = time.monotonic()
-            if unless_idle_for is not None:
-                head: _Entry = items[-1] if self._lifo else items[0]  # type: ignore[index]
-                if now - head.idle_since >= unless_idle_for:
-                    return None
+        now = time.monotonic()  # (no await in this loop)
+        while items:
             entry = get()
             # _retire_reason, inlined: this runs on every checkout, and two
             # calls fewer are ~10% of its cost (callgrind). Keep them in step.
@@ -686,15 +682,46 @@ class Pool:
 
     def _checkout_now(self) -> Any:
         """The fast path of acquire: an idle connection that needs no I/O (no
-        ping: used within ``pre_ping``'s threshold), else None.
+        ping: used within ``pre_ping``'s threshold), checked out, else None.
 
-        No coroutine, no await: ``async with pool.acquire()`` on a pool with
-        an idle connection costs two dict/queue operations.
+        No coroutine, no await. The one place for a checkout without I/O: it
+        is _take_idle then _hand_out (began=None) in one call, with the
+        socket test and the checkout marker asked of the driver in one call
+        too, because it runs on every ``async with pool.acquire()``: the
+        three calls saved are ~9% of an acquire+release (callgrind:
+        benchmarks/hotpath.py). Keep it in step with those two.
         """
         if not self._checkout_without_io:
             return None
-        entry = self._take_idle(self._pre_ping_after)
-        return None if entry is None else self._hand_out(entry, None, entry.stamp)
+        items, get = self._idle_items, self._idle_get
+        recycle, lifetime = self._recycle, self._max_lifetime
+        ping_after = self._pre_ping_after
+        now = time.monotonic()  # (no await in this loop)
+        while items:
+            if ping_after is not None:
+                head: _Entry = items[-1] if self._lifo else items[0]  # type: ignore[index]
+                if now - head.idle_since >= ping_after:
+                    return None  # the slow path pings it first
+            entry = get()
+            conn = entry.conn
+            marker = wire.checkout_marker(conn)  # UNFIT: the socket is dead
+            # The age test is _age_reason's (see _take_idle).
+            if (
+                marker is not wire.UNFIT
+                and (recycle is None or now - entry.stamp < recycle)
+                and (lifetime is None or now - entry.opened_at < lifetime)
+            ):
+                self._in_use[conn] = entry
+                entry.stamp = now  # checked out now (recycle counts from here)
+                entry.returning = False
+                entry.checkout_marker = marker
+                self._acquires += 1
+                if self._on_checkout is not None or self._leak_timeout is not None:
+                    self._checkout_extras(entry)
+                return conn
+            self._retire(entry, self._retire_reason(entry, now) or "unusable")
+            self._slots -= 1
+        return None
 
     async def _wait(self, deadline: float | None, timeout: float | None) -> _Entry | _SlotGrant:
         loop = self._loop
@@ -1091,20 +1118,27 @@ class Pool:
         except asyncio.TimeoutError:
             raise self._timeout_error(timeout, doing) from None
 
-    def _hand_out(self, entry: _Entry, began: float | None, now: float | None = None) -> Any:
-        entry.stamp = time.monotonic() if now is None else now
+    def _hand_out(self, entry: _Entry, began: float | None) -> Any:
+        """Check out ``entry`` to the acquirer. (_checkout_now does the same
+        for an idle connection that needs no I/O: keep in step.)"""
+        entry.stamp = time.monotonic()
         entry.returning = False
         conn = entry.conn
         entry.checkout_marker = wire.result_marker(conn)
         self._acquires += 1
-        if self._on_checkout is not None:
-            self._call_hook("on_checkout", self._on_checkout, conn)
         if began is not None and self._loop is not None:
             self._wait_time += self._loop.time() - began
+        if self._on_checkout is not None or self._leak_timeout is not None:
+            self._checkout_extras(entry)
+        return conn
+
+    def _checkout_extras(self, entry: _Entry) -> None:
+        """What a checkout does when configured: on_checkout, the leak timer."""
+        if self._on_checkout is not None:
+            self._call_hook("on_checkout", self._on_checkout, entry.conn)
         if self._leak_timeout is not None and self._loop is not None:
             entry.acquired_at = _caller_stack()
             entry.leak_handle = self._loop.call_later(self._leak_timeout, self._report_leak, entry)
-        return conn
 
     def _report_leak(self, entry: _Entry) -> None:
         entry.leak_handle = None
@@ -1295,7 +1329,8 @@ class Pool:
 
     def _age_reason(self, entry: _Entry, now: float) -> str | None:
         """The age rules: recycle from the activity stamp, max_lifetime from the
-        open. (_take_idle and _check_in inline the same test on the hot path.)"""
+        open. (_take_idle, _checkout_now and _check_in inline the same test
+        on the hot path.)"""
         if self._recycle is None and self._max_lifetime is None:
             return None
         if self._recycle is not None and now - entry.stamp >= self._recycle:

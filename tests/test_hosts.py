@@ -333,3 +333,23 @@ async def test_manager_keys_pools_by_host_list(
         assert await manager.get_pool(reordered) is not first
         async with manager.acquire(multi_params) as conn:
             assert await scalar(conn, "SELECT 1") == 1
+
+
+async def test_a_single_host_pool_with_a_target_checks_the_role(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, target="replica")
+    with pytest.raises(NoServerAvailable, match="writable"):
+        await pool.acquire(timeout=5)
+    (host,) = pool.stats().hosts.values()
+    assert (host.state, host.role) == ("down", "primary")
+    assert pool.stats().open == 0
+
+
+async def test_hosts_given_as_a_keyword(
+    mysql_dsn: str, hosts: list[FaultProxy], make_pool: PoolFactory
+) -> None:
+    addresses = [("127.0.0.1", proxy.port) for proxy in hosts]
+    pool = await make_pool(mysql_dsn, hosts=addresses, load_balance="round_robin", pool_size=3)
+    assert pool.params.hosts == addresses
+    conns = await hold(pool, 3)
+    assert open_per_host(pool, hosts) == [1, 1, 1]
+    await give_back(pool, conns)

@@ -848,6 +848,7 @@ class Pool:
             refusal = None if state is None else hostset.refusal(state)
             if refusal is not None:
                 wire.close_connection(conn, graceful=True)
+                host.role = state.role if state is not None else None
                 hostset.mark_down(host, refusal, time.monotonic())
                 raise NoServerAvailable(f"pool {self._name}: {host.label}: {refusal}")
             if state is not None:

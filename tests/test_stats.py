@@ -63,6 +63,8 @@ def test_pool_stats_is_a_frozen_dataclass_with_the_api_fields() -> None:
     assert stats.wait_time == 0.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.open = 1  # type: ignore[misc]
+    assert list(stats.hosts) == ["127.0.0.1:3306"]
+    assert {stats: 1}[stats] == 1  # hashable, host table and all
 
 
 async def test_stats_is_a_snapshot(make_pool: PoolFactory) -> None:

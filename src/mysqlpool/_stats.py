@@ -61,4 +61,5 @@ class PoolStats:
     timeouts: int
     wait_time: float
     #: Per server, keyed ``"host:port"``, in the DSN's order.
-    hosts: dict[str, HostStats] = field(default_factory=dict)
+    # Left out of the hash (a dict has none), so a snapshot stays hashable.
+    hosts: dict[str, HostStats] = field(default_factory=dict, hash=False)

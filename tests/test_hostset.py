@@ -12,7 +12,7 @@ import pytest
 
 from mysqlpool import ConnectParams
 from mysqlpool._backoff import BACKOFF_FIRST
-from mysqlpool._hosts import LOAD_BALANCE, Host, HostSet, LoadBalance, Target
+from mysqlpool._hosts import HOST_BACKOFF_CAP, LOAD_BALANCE, Host, HostSet, LoadBalance, Target
 from mysqlpool._server_state import ServerState
 
 PARAMS = ConnectParams(hosts=["a:3306", "b:3306", "c:3306"], user="app")
@@ -140,3 +140,18 @@ def test_candidates_put_resting_hosts_last_soonest_first() -> None:
     assert hosts.candidates(now=6.0) == [b, c, a]  # b's backoff ran out: tried in order
     assert hosts.next_retry() == 5.0
     assert hosts.due(now=6.0) == [b]
+
+
+def test_a_host_that_answers_but_is_not_ready_is_retried_soon_however_long_it_was_away() -> None:
+    hosts = host_set()
+    host = hosts.hosts[0]
+    now = 0.0
+    for _ in range(6):  # refused again and again while it was dead: 0.5, 1, 2, 4, 5, 5 s
+        hosts.mark_down(host, "refused", now=now)
+        assert host.retry_at - now <= HOST_BACKOFF_CAP * 1.5  # never left alone for long
+        now = host.retry_at
+    assert host.failures == 6
+    # Back, but still joining the cluster: the next try is a first step away.
+    hosts.mark_down(host, "Galera node not ready (Joined)", now=now, answering=True)
+    assert host.failures == 1
+    assert host.retry_at - now <= BACKOFF_FIRST * 1.5

@@ -34,6 +34,11 @@ Target = Literal["any", "primary", "replica", "prefer_replica"]
 LOAD_BALANCE: tuple[LoadBalance, ...] = ("failover", "round_robin", "random", "least_connections")
 TARGETS: tuple[Target, ...] = ("any", "primary", "replica", "prefer_replica")
 
+#: A host that is down is tried again at least this often (seconds, before
+#: jitter): a refused connect is cheap, and a server back from a restart
+#: should not wait out a long backoff it earned while it was away.
+HOST_BACKOFF_CAP = 5.0
+
 # prefer_replica's order of roles; None: not connected to yet.
 _PREFERENCE = ("replica", None, "primary")
 
@@ -158,20 +163,23 @@ class HostSet:
         host.failures = 0
         return was_down
 
-    def mark_down(self, host: Host, reason: str, now: float) -> bool:
+    def mark_down(self, host: Host, reason: str, now: float, *, answering: bool = False) -> bool:
         """``host`` failed: back off before trying it again. True if it was up.
 
         A failure while the host is still resting (a last-resort attempt, or
         several connects that were already under way) doesn't lengthen its
-        backoff: only a retry that fails does.
+        backoff: only a retry that fails does. ``answering``: the server is
+        alive but can't serve yet (a Galera node joining or desynced, or
+        rejecting queries): its backoff restarts from the first step, so it
+        is back within a second of being ready, however long it was away.
         """
         was_up = host.up
         host.down_reason = reason
         if was_up or host.retry_at <= now:
             host.up = False
-            host.failures += 1
+            host.failures = 1 if answering else host.failures + 1
             host.failures_total += 1
-            host.retry_at = now + backoff_delay(host.failures)
+            host.retry_at = now + backoff_delay(host.failures, HOST_BACKOFF_CAP)
         return was_up
 
     def any_down(self) -> bool:

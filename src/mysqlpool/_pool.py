@@ -879,7 +879,7 @@ class Pool:
                     raise self._timeout_error(timeout, "opening a connection")
                 host.opening += 1
                 try:
-                    conn, state = await asyncio.wait_for(self._open_on(host), limit)
+                    conn, state = await _within(self._open_on(host), limit)
                 except (asyncio.TimeoutError, TimeoutError):
                     self._host_failed(host, "connect timed out")
                     if deadline is not None and loop.time() >= deadline:
@@ -898,7 +898,7 @@ class Pool:
                 if refusal is not None:
                     wire.close_connection(conn, graceful=True)
                     host.role = state.role
-                    self._host_failed(host, refusal)
+                    self._host_failed(host, refusal, answering=not state.ready)
                     errors.append(f"{host.label}: {refusal}")
                     continue
                 if (
@@ -967,12 +967,15 @@ class Pool:
 
     # ----------------------------------------------------------- host health
 
-    def _host_failed(self, host: Host, reason: str) -> None:
+    def _host_failed(self, host: Host, reason: str, *, answering: bool = False) -> None:
         """Mark ``host`` down; when it was up, close its idle connections (all
-        suspect) and start probing it. Only with several hosts."""
+        suspect) and start probing it. Only with several hosts.
+
+        ``answering``: the server answered but can't serve yet (a Galera node
+        catching up): retried soon, without a growing backoff."""
         if not self._multi:
             return
-        if self._hostset.mark_down(host, reason, time.monotonic()):
+        if self._hostset.mark_down(host, reason, time.monotonic(), answering=answering):
             logger.warning(
                 "pool %s: host %s is down (%s); trying again in %.1f s",
                 self._name,
@@ -985,7 +988,9 @@ class Pool:
 
     def _note_host_trouble(self, host: Host, conn: Any, exc: BaseException | None) -> None:
         """A returned connection was lost, or its Galera node said it isn't ready."""
-        if exc is not None and (wire.is_connection_lost(exc) or is_node_not_ready(exc)):
+        if exc is not None and is_node_not_ready(exc):
+            self._host_failed(host, _brief(exc), answering=True)
+        elif exc is not None and wire.is_connection_lost(exc):
             self._host_failed(host, _brief(exc))
         elif wire.socket_is_dead(conn):
             self._host_failed(host, "connection lost")
@@ -1037,7 +1042,7 @@ class Pool:
         limit = self._params.connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
         host.opening += 1
         try:
-            conn, state = await asyncio.wait_for(self._open_on(host), limit)
+            conn, state = await _within(self._open_on(host), limit)
         except Exception as exc:
             self._host_failed(host, f"connect failed: {_brief(exc)}")
             return
@@ -1048,7 +1053,7 @@ class Pool:
         if refusal is not None:
             wire.close_connection(conn, graceful=True)
             host.role = state.role
-            self._host_failed(host, refusal)
+            self._host_failed(host, refusal, answering=not state.ready)
             return
         self._host_answered(host, state)
         if self._closed:
@@ -1115,7 +1120,7 @@ class Pool:
                 coro.close()
             raise self._timeout_error(timeout, doing)
         try:
-            return await asyncio.wait_for(coro, remaining)
+            return await _within(coro, remaining)
         except asyncio.TimeoutError:
             raise self._timeout_error(timeout, doing) from None
 
@@ -1358,7 +1363,7 @@ class Pool:
     async def _kill_query(self, params: ConnectParams, thread_id: int) -> None:
         """Stop the statement a cancelled holder left running on its server."""
         try:
-            conn = await asyncio.wait_for(wire.open_connection(params, None), _KILL_TIMEOUT)
+            conn = await _within(wire.open_connection(params, None), _KILL_TIMEOUT)
             try:
                 await asyncio.wait_for(conn.query(f"KILL QUERY {int(thread_id)}"), _KILL_TIMEOUT)
             finally:
@@ -1641,6 +1646,26 @@ def _caller_stack() -> list[str]:
     while frames and os.path.dirname(os.path.abspath(frames[-1].filename)) == _PACKAGE_DIR:
         frames.pop()
     return traceback.format_list(frames)
+
+
+async def _within(step: Awaitable[Any], seconds: float | None) -> Any:
+    """``asyncio.wait_for(step, seconds)``, for an I/O step of the pool.
+
+    When the caller is cancelled, wait_for cancels the step and waits for it;
+    aiomysql may turn that cancellation into an OperationalError, which
+    nobody would read, and asyncio would log "Task exception was never
+    retrieved". The step's outcome is read here instead.
+    """
+    if seconds is None:
+        return await step
+    task = asyncio.ensure_future(step)
+    task.add_done_callback(_read_outcome)
+    return await asyncio.wait_for(task, seconds)
+
+
+def _read_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _brief(exc: BaseException) -> str:

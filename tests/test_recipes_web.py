@@ -246,6 +246,18 @@ async def test_aiohttp_server_close_waits_for_requests_in_flight(
     await gone(admin, {b["thread_id"] for b in bodies})
 
 
+async def assert_cancelled_mid_query(pool: Any, in_flight: list[asyncio.Task[Any]]) -> None:
+    """Both slow requests were cut off, and their connections, whose state is
+    unknown after a cancellation mid-query, were closed, not reused."""
+    results = await asyncio.gather(*in_flight, return_exceptions=True)
+    assert all(isinstance(r, aiohttp.ServerDisconnectedError) for r in results), results
+    stats = pool.stats()
+    assert pool.closed
+    assert (stats.open, stats.in_use) == (0, 0)
+    assert stats.discarded == 2
+    pool._check_invariants()
+
+
 async def test_aiohttp_shutdown_timeout_cancels_handlers_and_discards_their_connections(
     mysql_dsn: str, admin: Admin
 ) -> None:
@@ -262,13 +274,7 @@ async def test_aiohttp_shutdown_timeout_cancels_handlers_and_discards_their_conn
         threads = {conn.thread_id() for conn in pool._in_use}
 
         await asyncio.wait_for(server.close(), 5)
-        results = await asyncio.gather(*in_flight, return_exceptions=True)
-        assert all(isinstance(r, aiohttp.ServerDisconnectedError) for r in results), results
-        stats = pool.stats()
-        assert pool.closed
-        assert (stats.open, stats.in_use) == (0, 0)
-        assert stats.discarded == 2  # cancelled mid-query: state unknown, never reused
-        pool._check_invariants()
+        await assert_cancelled_mid_query(pool, in_flight)
     await gone(admin, threads)
 
 
@@ -286,11 +292,5 @@ async def test_aiohttp_client_close_cancels_handlers(mysql_dsn: str, admin: Admi
         threads = {conn.thread_id() for conn in pool._in_use}
     finally:
         await asyncio.wait_for(client.close(), 5)
-    results = await asyncio.gather(*in_flight, return_exceptions=True)
-    assert all(isinstance(r, aiohttp.ServerDisconnectedError) for r in results), results
-    stats = pool.stats()
-    assert pool.closed
-    assert (stats.open, stats.in_use) == (0, 0)
-    assert stats.discarded == 2  # cancelled mid-query: state unknown, never reused
-    pool._check_invariants()
+    await assert_cancelled_mid_query(pool, in_flight)
     await gone(admin, threads)

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import aiomysql
 
-from ._options import POOL_OPTION_DEFAULTS
+from ._options import POOL_OPTION_DEFAULTS, parse_bool
 
 __all__ = ["ConnectParams", "parse_dsn"]
 
@@ -60,8 +60,6 @@ _EXPLICIT = (
 )
 _SSL_SETTINGS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_verify")
 
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -690,15 +688,6 @@ def _to_str(value: str) -> str:
     return value
 
 
-def _to_bool(value: str) -> bool:
-    lowered = value.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError("is not a boolean (use true/false, 1/0, yes/no, on/off)")
-
-
 def _to_timeout(value: str) -> float:
     try:
         number = float(value)
@@ -719,21 +708,21 @@ def _to_flags(value: str) -> int:
 _OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "charset": ("charset", _to_str),
     "connect_timeout": ("connect_timeout", _to_timeout),
-    "autocommit": ("autocommit", _to_bool),
+    "autocommit": ("autocommit", parse_bool),
     "init_command": ("init_command", _to_str),
     "sql_mode": ("sql_mode", _to_str),
     "unix_socket": ("unix_socket", _to_str),
-    "local_infile": ("local_infile", _to_bool),
+    "local_infile": ("local_infile", parse_bool),
     "program_name": ("program_name", _to_str),
     "auth_plugin": ("auth_plugin", _to_str),
     "read_default_file": ("read_default_file", _to_str),
     "read_default_group": ("read_default_group", _to_str),
     "client_flag": ("client_flag", _to_flags),
-    "ssl": ("ssl", _to_bool),
+    "ssl": ("ssl", parse_bool),
     "ssl_ca": ("ssl_ca", _to_str),
     "ssl_cert": ("ssl_cert", _to_str),
     "ssl_key": ("ssl_key", _to_str),
-    "ssl_verify": ("ssl_verify", _to_bool),
+    "ssl_verify": ("ssl_verify", parse_bool),
 }
 
 

@@ -182,9 +182,6 @@ class HostSet:
             host.retry_at = now + backoff_delay(host.failures, HOST_BACKOFF_CAP)
         return was_up
 
-    def any_down(self) -> bool:
-        return not all(host.up for host in self.hosts)
-
     def next_retry(self) -> float | None:
         """When the first host that is down may be tried again (monotonic)."""
         times = [host.retry_at for host in self.hosts if not host.up]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
-__all__ = ["POOL_OPTION_DEFAULTS", "split_pool_options"]
+__all__ = ["POOL_OPTION_DEFAULTS", "parse_bool", "split_pool_options"]
 
 #: Every option ``Pool`` takes besides the connection itself, with its default.
 POOL_OPTION_DEFAULTS: dict[str, Any] = {
@@ -52,13 +52,14 @@ def _number(text: str) -> float:
         raise ValueError("is not a number of seconds") from None
 
 
-def _boolean(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """A DSN's boolean (pool and connection options alike)."""
     lowered = text.lower()
     if lowered in _TRUE:
         return True
     if lowered in _FALSE:
         return False
-    raise ValueError("is not a boolean (true/false)")
+    raise ValueError("is not a boolean (use true/false, 1/0, yes/no, on/off)")
 
 
 def _optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -75,7 +76,7 @@ def _recycle(text: str) -> Any:
 def _pre_ping(text: str) -> Any:
     lowered = text.lower()
     if lowered in _TRUE - {"1"} or lowered in _FALSE - {"0"}:
-        return _boolean(text)
+        return parse_bool(text)
     return _number(text)  # a threshold in seconds; "0" pings always
 
 
@@ -94,9 +95,9 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "min_size": _integer,
     "reaper_interval": _optional(_number),
     "leak_timeout": _optional(_number),
-    "lifo": _boolean,
+    "lifo": parse_bool,
     "name": str,
-    "kill_query_on_cancel": _boolean,
+    "kill_query_on_cancel": parse_bool,
     "load_balance": str,
     "target": str,
 }

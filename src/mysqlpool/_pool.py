@@ -845,13 +845,10 @@ class Pool:
             host = hostset.hosts[0]
             opening = self._open_on(host)
             conn, state = await self._bounded(opening, deadline, timeout, "opening a connection")
-            refusal = None if state is None else hostset.refusal(state)
-            if refusal is not None:
-                wire.close_connection(conn, graceful=True)
-                host.role = state.role if state is not None else None
-                hostset.mark_down(host, refusal, time.monotonic())
-                raise NoServerAvailable(f"pool {self._name}: {host.label}: {refusal}")
             if state is not None:
+                refusal = self._turn_away(host, conn, state)
+                if refusal is not None:
+                    raise NoServerAvailable(f"pool {self._name}: {host.label}: {refusal}")
                 hostset.mark_up(host, state)
             return conn, host
         loop = self._loop
@@ -894,11 +891,8 @@ class Pool:
                 finally:
                     host.opening -= 1
                 assert state is not None
-                refusal = hostset.refusal(state)
+                refusal = self._turn_away(host, conn, state)
                 if refusal is not None:
-                    wire.close_connection(conn, graceful=True)
-                    host.role = state.role
-                    self._host_failed(host, refusal, answering=not state.ready)
                     errors.append(f"{host.label}: {refusal}")
                     continue
                 if (
@@ -966,6 +960,21 @@ class Pool:
         return conn, state
 
     # ----------------------------------------------------------- host health
+
+    def _turn_away(self, host: Host, conn: Any, state: ServerState) -> str | None:
+        """Why a new connection's server can't serve this pool now (wrong role,
+        Galera node not ready), having closed it and marked its host down; or
+        None when it can."""
+        refusal = self._hostset.refusal(state)
+        if refusal is None:
+            return None
+        wire.close_connection(conn, graceful=True)
+        host.role = state.role
+        if self._multi:
+            self._host_failed(host, refusal, answering=not state.ready)
+        else:  # nowhere else to go: only the stats say so
+            self._hostset.mark_down(host, refusal, time.monotonic())
+        return refusal
 
     def _host_failed(self, host: Host, reason: str, *, answering: bool = False) -> None:
         """Mark ``host`` down; when it was up, close its idle connections (all
@@ -1049,11 +1058,7 @@ class Pool:
         finally:
             host.opening -= 1
         assert state is not None
-        refusal = self._hostset.refusal(state)
-        if refusal is not None:
-            wire.close_connection(conn, graceful=True)
-            host.role = state.role
-            self._host_failed(host, refusal, answering=not state.ready)
+        if self._turn_away(host, conn, state) is not None:
             return
         self._host_answered(host, state)
         if self._closed:

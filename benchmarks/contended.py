@@ -1,9 +1,11 @@
 """Client instructions per query under overload, side by side (callgrind).
 
     python benchmarks/contended.py [--impls mysqlpool,raw-fifo,raw-dedicated] [--ops 4000]
+                                   [--tasks 1000[,100,1]]
 
 For each implementation, a child process runs ``--ops`` queries (``SELECT 1``
-+ fetch) from 1000 tasks through a pool of 10 (``raw-dedicated``: from 10
++ fetch) from ``--tasks`` tasks (1000 by default; several counts may be
+given) through a pool of 10 (``raw-dedicated``: from ``min(tasks, 10)``
 tasks each owning a connection), under ``valgrind --tool=callgrind``, once
 with the queries and once without; the difference divided by ``--ops`` is
 what the client spends per query. Unlike queries per second, it doesn't
@@ -12,6 +14,10 @@ scenario 2 come from: the driver's own work, the cost of 1000 tasks taking
 turns on 10 connections (raw-fifo over raw-dedicated), and the pool's own
 cost (mysqlpool over raw-fifo). The server comes from ``MYSQL_DSN`` or
 ``mysql://root@127.0.0.1:3306/test``.
+
+As in ``hotpath.py``, an implementation may be given as ``mysqlpool@DIR`` to
+import mysqlpool from ``DIR`` (a ``src`` folder, e.g. a worktree of an older
+commit), so a change is measured before and after in one run.
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ from typing import Any
 import aiomysql
 from adapters import ADAPTERS, connect_kwargs, cursor_query
 
+HERE = Path(__file__).resolve().parent
 DSN = os.environ.get("MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
-TASKS = 1000
 POOL = 10
 
 
-async def workload(impl: str, ops: int) -> None:
+async def workload(impl: str, ops: int, tasks: int) -> None:
     left = ops
 
     async def owner(conn: Any) -> None:
@@ -44,7 +50,7 @@ async def workload(impl: str, ops: int) -> None:
             await cursor_query(conn)
 
     if impl == "raw-dedicated":
-        conns = [await aiomysql.connect(**connect_kwargs(DSN)) for _ in range(POOL)]
+        conns = [await aiomysql.connect(**connect_kwargs(DSN)) for _ in range(min(tasks, POOL))]
         await asyncio.gather(*(owner(conn) for conn in conns))
         for conn in conns:
             conn.close()
@@ -60,11 +66,16 @@ async def workload(impl: str, ops: int) -> None:
             async with adapter.acquire() as conn:
                 await cursor_query(conn)
 
-    await asyncio.gather(*(borrower() for _ in range(TASKS)))
+    await asyncio.gather(*(borrower() for _ in range(tasks)))
     await adapter.close()
 
 
-def instructions(impl: str, ops: int) -> int:
+def instructions(impl: str, ops: int, tasks: int) -> int:
+    name, _, src = impl.partition("@")
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [src or str(HERE.parent / "src"), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         result = subprocess.run(
@@ -75,9 +86,11 @@ def instructions(impl: str, ops: int) -> int:
                 sys.executable,
                 __file__,
                 "--child",
-                impl,
+                name,
                 str(ops),
+                str(tasks),
             ],
+            env=env,
             capture_output=True,
             text=True,
             check=True,
@@ -90,18 +103,25 @@ def instructions(impl: str, ops: int) -> int:
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        asyncio.run(workload(sys.argv[2], int(sys.argv[3])))
+        asyncio.run(workload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impls", default="mysqlpool,raw-fifo,raw-dedicated")
     parser.add_argument("--ops", type=int, default=4000)
+    parser.add_argument("--tasks", default="1000", help="task counts, comma-separated")
     args = parser.parse_args()
-    print(f"client instructions per query, {TASKS} tasks on {POOL} connections")
-    print("| implementation | instructions/query |")
-    print("|---|---|")
-    for impl in args.impls.split(","):
-        per_query = (instructions(impl, args.ops) - instructions(impl, 0)) // args.ops
-        print(f"| {impl} | {per_query:,} |", flush=True)
+    impls = [impl for impl in args.impls.split(",") if impl]
+    counts = [int(count) for count in args.tasks.split(",") if count]
+    print(f"client instructions per query on {POOL} connections")
+    print("| implementation | " + " | ".join(f"{count} tasks" for count in counts) + " |")
+    print("|---|" + "---|" * len(counts))
+    for impl in impls:
+        cells = []
+        for count in counts:
+            full = instructions(impl, args.ops, count)
+            per_query = (full - instructions(impl, 0, count)) // args.ops
+            cells.append(f"{per_query:,}")
+        print(f"| {impl} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

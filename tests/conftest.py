@@ -39,6 +39,7 @@ import pytest_asyncio
 from cluster import galera_cluster_fixture, primary_replica_fixture  # noqa: F401
 from mysqlpool import Pool, parse_dsn
 from mysqlpool._discovery import CommandError, resolve_server
+from mysqlpool.testing import ManualClock
 from privateserver import PrivateServer, missing_tools
 
 #: The suite runs as an account of its own with this password, and the whole
@@ -208,23 +209,30 @@ async def make_pool(mysql_dsn: str) -> AsyncIterator[PoolFactory]:
     """``await make_pool(**options)``: an opened Pool on the test server.
 
     Every pool it made is checked for consistent bookkeeping
-    (``_check_invariants``) and closed at the end of the test, so a test
+    (``check_invariants``) and closed at the end of the test, so a test
     that fails half-way leaks nothing.
     """
-    pools: list[Pool] = []
+    pools: list[tuple[Pool, Any]] = []
 
     async def factory(dsn: str | None = None, **options: Any) -> Pool:
         pool = Pool(dsn or mysql_dsn, **options)
-        pools.append(pool)
+        pools.append((pool, options.get("clock")))
         await pool.open()
         return pool
 
     yield factory
-    for pool in pools:
-        pool._check_invariants()
-    for pool in pools:
-        await pool.close(timeout=5)
-        assert pool.stats().open == 0 or pool._terminated
+    for pool, _ in pools:
+        pool.check_invariants()
+    for pool, clock in pools:
+        closing = asyncio.ensure_future(pool.close(timeout=5))
+        if isinstance(clock, ManualClock):
+            await asyncio.sleep(0)  # close() is waiting, on the pool's clock
+            clock.advance(5)
+        await closing
+        # Whatever a test left checked out was terminated; nothing else is left.
+        stats = pool.stats()
+        assert (stats.idle, stats.opening, stats.waiting) == (0, 0, 0), stats
+        pool.check_invariants()
 
 
 @pytest_asyncio.fixture

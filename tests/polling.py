@@ -8,6 +8,20 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from mysqlpool import Pool
+
+
+def pool_tasks(pool: Pool, kind: str = "") -> list[asyncio.Task[object]]:
+    """The pool's background tasks still running (reaper, prober, KILL QUERY...),
+    found by their names: ``mysqlpool <kind> <pool name>``."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith(f"mysqlpool {kind}")
+        and task.get_name().endswith(pool.name)
+        and not task.done()
+    ]
+
 
 async def until(
     predicate: Callable[[], bool | Awaitable[bool]], what: str = "", timeout: float = 5.0

@@ -255,8 +255,8 @@ async def chaos(
             await asyncio.sleep(hold)
             await asyncio.to_thread(cluster.restart, node)
             rejoin.synced_at = time.monotonic()
-            host = pool._hostset.hosts[node]
-            rejoin.step = 0.0 if host.up else max(0.0, host.retry_at - rejoin.synced_at)
+            host = pool.stats().hosts[f"127.0.0.1:{port}"]
+            rejoin.step = host.retry_in or 0.0
             note(f"node {node} Synced again; the pool's backoff on it: {rejoin.step:.2f} s")
         elif kind == "desync":
             await asyncio.to_thread(cluster.desync, node, True)
@@ -278,15 +278,15 @@ async def watch_hosts(pool: Pool, labels: list[str]) -> None:
     """Note each change of the pool's view of a node (down, its reason, up)."""
     seen: dict[str, tuple[str, str | None]] = {}
     while True:
-        hosts = pool._hostset.hosts
+        hosts = pool.stats().hosts
         for i, label in enumerate(labels):
-            host = hosts[i]
-            now = ("up" if host.up else "down", host.down_reason)
+            host = hosts[label]
+            now = (host.state, host.down_reason)
             if seen.get(label, ("up", None)) != now:
-                if host.up:
+                if host.state == "up":
                     note(f"pool: node {i} up (open {host.open})")
                 else:
-                    retry = max(0.0, host.retry_at - time.monotonic())
+                    retry = host.retry_in or 0.0
                     note(f"pool: node {i} down ({host.down_reason}); next try in {retry:.2f} s")
             seen[label] = now
         await asyncio.sleep(0.02)
@@ -370,14 +370,14 @@ async def soak(cluster: GaleraCluster, seconds: float, tasks: int, seed: int) ->
             task.cancel()
         await asyncio.gather(*workers, faults, watcher, return_exceptions=True)
         try:
-            pool._check_invariants()
+            pool.check_invariants()
         except AssertionError as exc:
             problems.append(f"before close: {exc}")
         left_in_use = pool.stats().in_use
         await pool.close(timeout=10)
     elapsed = time.monotonic() - started
     try:
-        pool._check_invariants()
+        pool.check_invariants()
     except AssertionError as exc:
         problems.append(f"after close: {exc}")
     stats = pool.stats()
@@ -387,7 +387,6 @@ async def soak(cluster: GaleraCluster, seconds: float, tasks: int, seed: int) ->
         + stats.open
         + stats.in_use
         + stats.opening
-        + pool._slots
         + sum(host.open for host in stats.hosts.values())
     )
 

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from conftest import scalar
 from mysqlpool import Pool, PoolClosed, PoolError, PoolTimeout
+from mysqlpool.testing import ManualClock
 from polling import until
 
 PoolFactory = Callable[..., Awaitable[Pool]]
@@ -31,9 +32,9 @@ OFFLINE_DSN = "mysql://root@127.0.0.1:3306/test"
 
 async def queue_waiter(pool: Pool, coro: Awaitable[Any]) -> asyncio.Task[Any]:
     """Start ``coro`` (an acquire) and return once it is queued in the pool."""
-    before = len(pool._waiters)
+    before = pool.stats().waiting
     task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-    await until(lambda: len(pool._waiters) == before + 1 or task.done(), what="waiter queued")
+    await until(lambda: pool.stats().waiting == before + 1 or task.done(), what="waiter queued")
     assert not task.done(), "expected the acquire to wait"
     return task
 
@@ -50,7 +51,7 @@ async def test_async_with_yields_an_aiomysql_connection(make_pool: PoolFactory) 
         assert len(pool) == 0
     assert pool.stats().in_use == 0
     assert len(pool) == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_manual_acquire_and_release(make_pool: PoolFactory) -> None:
@@ -64,7 +65,7 @@ async def test_manual_acquire_and_release(make_pool: PoolFactory) -> None:
         await pool.release(conn)
     assert pool.stats().in_use == 0
     assert len(pool) == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_released_connection_is_reused(make_pool: PoolFactory) -> None:
@@ -139,7 +140,7 @@ async def test_at_most_pool_size_plus_overflow_open(make_pool: PoolFactory) -> N
     assert stats.in_use == 3
     assert stats.open == 3
     assert holders == 3
-    pool._check_invariants()
+    pool.check_invariants()
 
     gate.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
@@ -152,7 +153,7 @@ async def test_at_most_pool_size_plus_overflow_open(make_pool: PoolFactory) -> N
     # The queue keeps pool_size; the overflow connection closed on return.
     assert stats.open == stats.idle == 2
     assert stats.closed == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_fourth_acquire_waits_and_gets_the_released_connection(
@@ -163,7 +164,7 @@ async def test_fourth_acquire_waits_and_gets_the_released_connection(
     waiter = await queue_waiter(pool, pool.acquire())
     assert pool.stats().waiting == 1
     assert pool.stats().open == 3
-    pool._check_invariants()
+    pool.check_invariants()
 
     await pool.release(held[1])
     conn = await asyncio.wait_for(waiter, 5)
@@ -173,7 +174,7 @@ async def test_fourth_acquire_waits_and_gets_the_released_connection(
     assert pool.stats().wait_time > 0
     for c in (held[0], held[2], conn):
         await pool.release(c)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ---------------------------------------------------------------- timeouts
@@ -207,14 +208,13 @@ async def test_acquire_timeout_raises_pool_timeout(make_pool: PoolFactory) -> No
     stats = pool.stats()
     assert stats.timeouts == 1
     assert stats.waiting == 0
-    assert len(pool._waiters) == 0
     assert stats.open == stats.in_use == 1
-    pool._check_invariants()
+    pool.check_invariants()
     await pool.release(holder)
     async with pool.acquire(timeout=1) as conn:
         assert conn is holder
     assert pool.stats().opened == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 @pytest_asyncio.fixture
@@ -259,9 +259,8 @@ async def test_timeout_while_opening_names_the_pool_but_not_the_password(
     # The half-open connection was closed and its slot given back.
     stats = pool.stats()
     assert stats.timeouts == 1
-    assert stats.open == stats.opening == stats.opened == 0
-    assert pool._slots == 0
-    pool._check_invariants()
+    assert stats.open == stats.opening == stats.opened == stats.closed == 0
+    pool.check_invariants()
 
 
 async def test_pool_level_timeout_applies_unless_overridden(make_pool: PoolFactory) -> None:
@@ -282,7 +281,7 @@ async def test_pool_level_timeout_applies_unless_overridden(make_pool: PoolFacto
     assert pool.stats().timeouts == 2
     assert pool.stats().waiting == 0
     await pool.release(holder)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ---------------------------------------------------------------- fairness
@@ -301,7 +300,7 @@ async def test_waiters_are_served_in_arrival_order(make_pool: PoolFactory) -> No
 
     tasks = [await queue_waiter(pool, waiter(i)) for i in range(5)]
     assert pool.stats().waiting == 5
-    pool._check_invariants()
+    pool.check_invariants()
 
     await pool.release(holder)
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
@@ -330,7 +329,7 @@ async def test_releaser_does_not_barge_ahead_of_an_older_waiter(make_pool: PoolF
     assert again is conn
     await older
     await pool.release(again)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_timed_out_waiter_gets_nothing_and_the_next_waiter_is_served(
@@ -344,7 +343,7 @@ async def test_timed_out_waiter_gets_nothing_and_the_next_waiter_is_served(
     with pytest.raises(PoolTimeout):
         await impatient
     assert pool.stats().waiting == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
     await pool.release(holder)
     conn = await asyncio.wait_for(patient, 5)
@@ -352,7 +351,7 @@ async def test_timed_out_waiter_gets_nothing_and_the_next_waiter_is_served(
     await pool.release(conn)
     stats = pool.stats()
     assert (stats.acquires, stats.timeouts, stats.opened, stats.open) == (2, 1, 1, 1)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_cancelled_waiter_gets_nothing_and_the_next_waiter_is_served(
@@ -368,8 +367,7 @@ async def test_cancelled_waiter_gets_nothing_and_the_next_waiter_is_served(
     with pytest.raises(asyncio.CancelledError):
         await middle
     assert pool.stats().waiting == 2
-    assert len(pool._waiters) == 2
-    pool._check_invariants()
+    pool.check_invariants()
 
     await pool.release(holder)
     got = await asyncio.wait_for(first, 5)
@@ -383,7 +381,7 @@ async def test_cancelled_waiter_gets_nothing_and_the_next_waiter_is_served(
     stats = pool.stats()
     assert (stats.acquires, stats.timeouts, stats.opened, stats.open) == (3, 0, 1, 1)
     assert stats.waiting == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_waiter_cancelled_as_it_is_handed_a_connection_passes_it_on(
@@ -396,8 +394,8 @@ async def test_waiter_cancelled_as_it_is_handed_a_connection_passes_it_on(
 
     await pool.release(holder)
     # The release resolved first's future; first has not run since.
-    assert pool.stats().waiting == 1
-    assert holder in pool._in_use
+    stats = pool.stats()
+    assert (stats.waiting, stats.in_use, stats.idle) == (1, 1, 0)  # handed to first
     first.cancel()
 
     with pytest.raises(asyncio.CancelledError):
@@ -406,7 +404,7 @@ async def test_waiter_cancelled_as_it_is_handed_a_connection_passes_it_on(
     assert got is holder
     stats = pool.stats()
     assert (stats.open, stats.opened, stats.acquires) == (1, 1, 2)
-    pool._check_invariants()
+    pool.check_invariants()
     await pool.release(got)
 
 
@@ -418,14 +416,15 @@ async def test_last_waiter_cancelled_as_it_is_handed_a_connection_returns_it_to_
     only = await queue_waiter(pool, pool.acquire())
 
     await pool.release(holder)
-    assert holder in pool._in_use  # already handed to `only`
+    stats = pool.stats()
+    assert (stats.waiting, stats.in_use, stats.idle) == (0, 1, 0)  # already handed to `only`
     only.cancel()
     with pytest.raises(asyncio.CancelledError):
         await only
 
     stats = pool.stats()
     assert (stats.open, stats.idle, stats.in_use, stats.opened) == (1, 1, 0, 1)
-    pool._check_invariants()
+    pool.check_invariants()
     async with pool.acquire(timeout=1) as conn:
         assert conn is holder
 
@@ -449,7 +448,7 @@ async def test_waiter_cancelled_as_it_is_handed_a_slot_frees_it(make_pool: PoolF
     await pool.release(got)
     stats = pool.stats()
     assert (stats.open, stats.opened, stats.closed, stats.discarded) == (1, 2, 1, 1)
-    pool._check_invariants()
+    pool.check_invariants()
 
     # With no one left to take it, a declined slot is simply freed.
     holder = await pool.acquire()
@@ -460,9 +459,8 @@ async def test_waiter_cancelled_as_it_is_handed_a_slot_frees_it(make_pool: PoolF
     with pytest.raises(asyncio.CancelledError):
         await only
     stats = pool.stats()
-    assert (stats.open, stats.opening) == (0, 0)
-    assert pool._slots == 0
-    pool._check_invariants()
+    assert (stats.open, stats.opening, stats.waiting) == (0, 0, 0)
+    pool.check_invariants()
 
 
 # ---------------------------------------------------------------- overflow
@@ -483,7 +481,7 @@ async def test_overflow_is_closed_on_return_when_the_queue_is_full(
     assert held[2].closed
     async with pool.acquire() as conn:
         assert conn is held[0]  # the first one back filled the queue
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_max_overflow_none_is_unbounded(make_pool: PoolFactory) -> None:
@@ -504,7 +502,7 @@ async def test_max_overflow_none_is_unbounded(make_pool: PoolFactory) -> None:
     stats = pool.stats()
     assert stats.max_overflow is None
     assert (stats.in_use, stats.open, stats.waiting) == (20, 20, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
     gate.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
@@ -524,7 +522,7 @@ async def test_lifo_chooses_which_idle_connection_goes_out(
         await pool.release(conn)
     async with pool.acquire() as conn:
         assert conn.thread_id() == threads[expected]
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # -------------------------------------------------------------- cold start
@@ -565,7 +563,7 @@ async def test_cold_start_burst_opens_pool_size_connections_in_parallel(
     assert stats.opened == 20
     assert max_in_flight >= 10
     assert (stats.acquires, stats.open, stats.idle, stats.timeouts) == (100, 20, 20, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ---------------------------------------------------------- failed opens
@@ -587,15 +585,14 @@ async def test_failed_open_frees_its_slot_and_raises_to_that_caller(
         await pool.acquire(timeout=5)
     stats = pool.stats()
     assert (stats.open, stats.opening, stats.opened) == (0, 0, 0)
-    assert pool._slots == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
     # The only slot is free again, so this does not time out.
     async with pool.acquire(timeout=5) as conn:
         assert await scalar(conn, "SELECT 1") == 1
     assert calls == 2
     assert pool.stats().opened == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_failed_open_passes_the_slot_to_the_next_waiter(make_pool: PoolFactory) -> None:
@@ -622,7 +619,7 @@ async def test_failed_open_passes_the_slot_to_the_next_waiter(make_pool: PoolFac
     await pool.release(conn)
     stats = pool.stats()
     assert (stats.open, stats.opened, stats.acquires) == (1, 1, 1)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_unreachable_server_raises_the_driver_error(make_pool: PoolFactory) -> None:
@@ -636,9 +633,8 @@ async def test_unreachable_server_raises_the_driver_error(make_pool: PoolFactory
         await pool.acquire(timeout=5)
     assert caught.value.args[0] == 2003
     assert "s3cr3t-pw" not in str(caught.value)
-    assert pool.stats().open == 0
-    assert pool._slots == 0
-    pool._check_invariants()
+    assert (pool.stats().open, pool.stats().opening) == (0, 0)
+    pool.check_invariants()
 
     # Two at once on one slot: the second waits, gets the slot back, fails too.
     results = await asyncio.wait_for(
@@ -649,7 +645,7 @@ async def test_unreachable_server_raises_the_driver_error(make_pool: PoolFactory
         assert isinstance(result, pymysql.err.OperationalError), result
     stats = pool.stats()
     assert (stats.open, stats.opening, stats.waiting, stats.opened) == (0, 0, 0, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # --------------------------------------------------------------- lifecycle
@@ -682,7 +678,7 @@ async def test_acquire_on_a_never_opened_pool_opens_it(mysql_dsn: str) -> None:
             assert await scalar(conn, "SELECT 1") == 1
         assert " open " in repr(pool)
         assert len(pool) == 1
-        pool._check_invariants()
+        pool.check_invariants()
     finally:
         await pool.close()
     assert pool.closed
@@ -725,48 +721,55 @@ def test_acquire_with_a_bad_timeout_raises_value_error(timeout: Any) -> None:
 async def test_a_shorter_timeout_queued_behind_a_longer_one_expires_on_time(
     make_pool: PoolFactory,
 ) -> None:
-    pool = await make_pool(pool_size=1, max_overflow=0)
+    clock = ManualClock()
+    pool = await make_pool(pool_size=1, max_overflow=0, clock=clock)
     held = await pool.acquire()
     patient = await queue_waiter(pool, pool.acquire(timeout=5))
-    began = time.monotonic()
+    impatient = await queue_waiter(pool, pool.acquire(timeout=0.2))  # due before `patient`
+    clock.advance(0.2)
     with pytest.raises(PoolTimeout):
-        await pool.acquire(timeout=0.2)  # queued after `patient`, due before it
-    assert time.monotonic() - began < 0.2 + 0.5
+        await impatient
     assert not patient.done()  # the earlier, longer wait goes on
     await pool.release(held)
     await pool.release(await patient)
-    pool._check_invariants()
+    assert pool.stats().timeouts == 1
+    pool.check_invariants()
 
 
 async def test_a_waiter_due_before_the_shared_timer_expires_on_time(
     make_pool: PoolFactory,
 ) -> None:
-    pool = await make_pool(pool_size=1, max_overflow=0)
+    clock = ManualClock()
+    pool = await make_pool(pool_size=1, max_overflow=0, clock=clock)
     held = await pool.acquire()
     # A long wait sets the shared timer far ahead, then leaves.
     leaver = await queue_waiter(pool, pool.acquire(timeout=30))
     leaver.cancel()
     with pytest.raises(asyncio.CancelledError):
         await leaver
-    began = time.monotonic()
+    short = await queue_waiter(pool, pool.acquire(timeout=0.2))
+    clock.advance(0.2)
     with pytest.raises(PoolTimeout):
-        await pool.acquire(timeout=0.2)
-    assert time.monotonic() - began < 0.2 + 0.5
+        await short
     await pool.release(held)
     stats = pool.stats()
     assert (stats.waiting, stats.timeouts) == (0, 1)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_many_waiters_share_one_timer(make_pool: PoolFactory) -> None:
-    pool = await make_pool(pool_size=1, max_overflow=0, timeout=30)
+    clock = ManualClock()
+    pool = await make_pool(pool_size=1, max_overflow=0, timeout=30, clock=clock)
     held = await pool.acquire()
+    before = clock.pending  # the reaper's
     waiters = [await queue_waiter(pool, pool.acquire()) for _ in range(50)]
-    loop_timers = len(asyncio.get_running_loop()._scheduled)  # type: ignore[attr-defined]
-    assert loop_timers < 10  # not one per waiter
+    assert clock.pending == before + 1  # one for all of them, not one each
     for task in waiters:
         task.cancel()
     await asyncio.gather(*waiters, return_exceptions=True)
     await pool.release(held)
-    assert not pool._shared_deadlines
-    pool._check_invariants()
+    clock.advance(30)  # the shared timer comes due with nobody left to time out
+    assert clock.pending == before  # and is not set again
+    stats = pool.stats()
+    assert (stats.waiting, stats.timeouts) == (0, 0)
+    pool.check_invariants()

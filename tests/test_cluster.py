@@ -23,7 +23,7 @@ import pytest
 from cluster import GaleraCluster, PrimaryReplica, execute
 from conftest import Figure, scalar
 from mysqlpool import Pool
-from mysqlpool._pool import auto_recycle
+from mysqlpool._aging import auto_recycle
 from polling import until
 
 # Starting a cluster (in the first test's setup) and restarting a node take a while.
@@ -226,8 +226,8 @@ async def test_galera_node_killed_under_load_then_rejoining(
         restarting_at = time.monotonic()
         await asyncio.to_thread(galera.restart, victim)
         synced_at = time.monotonic()  # seen a little late: the pool may be faster
-        host = pool._hostset.hosts[victim]
-        step = max(0.0, host.retry_at - synced_at) if not host.up else 0.0
+        host = pool.stats().hosts[f"127.0.0.1:{ports[victim]}"]
+        step = host.retry_in or 0.0
         await until(lambda: on_port(pool, ports[victim]) > 0, "the node used again", step + 10)
         used_again = time.monotonic() - synced_at
         await until(
@@ -277,7 +277,7 @@ async def test_galera_node_killed_under_load_then_rejoining(
     assert after_kill[victim] == 0
     assert abs(after_kill[0] - after_kill[1]) <= 1
     assert used_again < step + 1.0  # within the backoff step, with no call from us
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_a_desynced_node_gets_no_new_connections(

@@ -22,14 +22,16 @@ async def test_pool_options_are_read_from_the_dsn(mysql_dsn: str, make_pool: Poo
     pool = await make_pool(dsn)
     assert pool.size == 3
     assert pool.name == "orders"
-    assert pool._max_overflow is None
-    assert pool._timeout == 2.5
-    assert pool._max_lifetime == 600.0
-    assert pool._pre_ping_after == 1.0
-    assert pool._reset_mode == "reset"
-    assert pool._reaper_interval == 5.0
-    assert pool._leak_timeout == 30.0
-    assert pool._lifo
+    options = pool.options
+    assert options.max_overflow is None
+    assert options.timeout == 2.5
+    assert options.max_lifetime == 600.0
+    assert options.pre_ping is True
+    assert options.pre_ping_after == 1.0
+    assert options.reset_on_return == "reset"
+    assert options.reaper_interval == 5.0
+    assert options.leak_timeout == 30.0
+    assert options.lifo
     assert len(pool) == 1  # min_size=1 was applied by open()
     async with pool.acquire() as conn:
         assert await scalar(conn, "SELECT 1") == 1

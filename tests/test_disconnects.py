@@ -6,7 +6,7 @@ import pymysql
 import pytest
 
 from conftest import PoolFactory, scalar
-from mysqlpool._connection import is_connection_lost
+from mysqlpool._driver_aiomysql import AIOMYSQL
 
 OperationalError = pymysql.err.OperationalError
 InterfaceError = pymysql.err.InterfaceError
@@ -30,7 +30,7 @@ InternalError = pymysql.err.InternalError
     ids=lambda e: str(e.args[0])[:30],
 )
 def test_connection_loss_errors_discard(error: pymysql.err.Error) -> None:
-    assert is_connection_lost(error)
+    assert AIOMYSQL.is_connection_lost(error)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_connection_loss_errors_discard(error: pymysql.err.Error) -> None:
     ids=lambda e: str(e.args[0])[:30],
 )
 def test_statement_errors_keep_the_connection(error: BaseException) -> None:
-    assert not is_connection_lost(error)
+    assert not AIOMYSQL.is_connection_lost(error)
 
 
 async def test_a_statement_timeout_keeps_the_connection(make_pool: PoolFactory) -> None:

@@ -29,6 +29,7 @@ import pytest
 from cluster import GaleraCluster
 from mysqlpool import parse_dsn
 from mysqlpool.__main__ import main
+from mysqlpool._aging import auto_recycle
 from mysqlpool._doctor_hosts import (
     RESERVE_MIN,
     GaleraFacts,
@@ -39,7 +40,6 @@ from mysqlpool._doctor_hosts import (
     host_warnings,
     pool_targets,
 )
-from mysqlpool._pool import auto_recycle
 from mysqlpool._server_state import ServerState
 from privateserver import free_port
 

@@ -24,7 +24,6 @@ import pytest_asyncio
 import mysqlpool
 from conftest import Admin
 from mysqlpool import ConnectParams, PoolManager, parse_dsn
-from mysqlpool import _dropin as dropin
 from polling import until
 from privateserver import free_port
 
@@ -110,6 +109,15 @@ class LegacyApp:
 
 
 # ------------------------------------------------------------------ fixtures
+
+
+def return_tasks() -> list[asyncio.Task[Any]]:
+    """The drop-in mode's returns started by ``conn.close()``, still running."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "mysqlpool drop-in return" and not task.done()
+    ]
 
 
 def patched_attributes() -> dict[tuple[Any, str], Any]:
@@ -224,14 +232,14 @@ async def test_legacy_app_under_load_stays_within_pool_limits(
     assert len(set(ids)) < 50
     assert stats.in_use == 0
     assert stats.idle <= 2
-    await until(lambda: not dropin._state or not dropin._state.tasks, "returns finished")
+    await until(lambda: not return_tasks(), "returns finished")
     # The overflow one was closed: the server ends its session on the COM_QUIT,
     # a moment after the pool sent it.
     async def at_most_two_sessions() -> bool:
         return await sessions_of(admin, LEGACY_USER) <= 2
 
     await until(at_most_two_sessions, "the overflow connection's session ended")
-    pool._check_invariants()
+    pool.check_invariants()
 
     await mysqlpool.disable()
     assert pool.closed
@@ -523,13 +531,11 @@ async def test_returns_from_close_are_tracked_and_awaited_by_disable(
     conns = [await aiomysql.connect(**login(legacy)) for _ in range(5)]
     for conn in conns:
         conn.close()
-    state = dropin._state
-    assert state is not None
-    assert len(state.tasks) == 5  # one return each, referenced until done
+    assert len(return_tasks()) == 5  # one return each, running
 
     await mysqlpool.disable()
 
-    assert state.tasks == set()
+    assert return_tasks() == []
     pool = only_pool(manager)
     assert pool.stats().open == 0
     assert pool.stats().acquires == 5

@@ -63,7 +63,7 @@ async def test_too_many_connections_fails_fast_and_frees_its_slot(
     assert elapsed < 2.0  # refused at once, not after the acquire timeout
     stats = pool.stats()
     assert (stats.open, stats.in_use, stats.opening) == (MAX_CONNECTIONS, MAX_CONNECTIONS, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
     # When a connection comes back, the next acquire gets it.
     await pool.release(held.pop())

@@ -25,7 +25,7 @@ import pytest_asyncio
 from conftest import Admin, Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, PoolTimeout, parse_dsn
-from mysqlpool._connection import socket_is_dead
+from mysqlpool._driver_aiomysql import AIOMYSQL
 from polling import until
 
 PoolFactory = Callable[..., Awaitable[Pool]]
@@ -79,7 +79,7 @@ def assert_empty(pool: Pool) -> None:
     """Nothing open, nothing opening, nobody waiting, bookkeeping consistent."""
     stats = pool.stats()
     assert (stats.open, stats.opening, stats.waiting) == (0, 0, 0), stats
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def idle_connections(pool: Pool, count: int) -> list[Any]:
@@ -222,7 +222,7 @@ async def test_failed_connects_free_their_slots_and_service_resumes_by_itself(
     await proxy.pass_through()
     async with pool.acquire(timeout=1.0) as conn:
         assert await scalar(conn, "SELECT 1") == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ------------------------- guarantee 4 (what a proxy shows): dead sockets are discarded
@@ -235,11 +235,11 @@ async def test_idle_connections_reset_by_the_network_are_replaced(
     conns = await idle_connections(pool, 2)
     old_threads = {conn.thread_id() for conn in conns}
     proxy.reset_all()
-    await until(lambda: all(socket_is_dead(conn) for conn in conns), "the RSTs arrived")
+    await until(lambda: all(AIOMYSQL.is_dead(conn) for conn in conns), "the RSTs arrived")
     async with pool.acquire(timeout=1.0) as conn:
         assert await scalar(conn, "SELECT CONNECTION_ID()") not in old_threads
     assert pool.stats().discarded == 2
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_reset_seen_by_the_pre_ping_is_retried_on_a_fresh_connection(
@@ -252,7 +252,7 @@ async def test_reset_seen_by_the_pre_ping_is_retried_on_a_fresh_connection(
     async with pool.acquire(timeout=1.0) as conn:
         assert await scalar(conn, "SELECT CONNECTION_ID()") != old_thread
     assert pool.stats().discarded == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_reset_mid_query_fails_the_query_and_discards_the_connection(
@@ -309,4 +309,4 @@ async def test_reply_stalled_mid_packet_discards_the_connection(
     async with pool.acquire(timeout=1.0) as conn:
         assert conn.thread_id() != old_thread
         assert await scalar(conn, "SELECT LENGTH(REPEAT('x', 20000))") == 20000
-    pool._check_invariants()
+    pool.check_invariants()

@@ -125,7 +125,7 @@ async def test_kill_and_restart_under_load_of_200_tasks(
         killed_at = loop.time()
         phase = "down"
         await until(lambda: count("before", ok=False) + count("down", ok=False) >= LOAD_TASKS)
-        pool._check_invariants()
+        pool.check_invariants()
 
         await asyncio.to_thread(private_server.restart)
         up_at = loop.time()
@@ -136,7 +136,7 @@ async def test_kill_and_restart_under_load_of_200_tasks(
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
 
-    pool._check_invariants()
+    pool.check_invariants()
     stats = pool.stats()
     errors = {outcome: n for (_, outcome), n in outcomes.items() if outcome != "ok"}
     figure(
@@ -187,7 +187,7 @@ async def test_restart_while_idle_next_acquire_gets_a_working_connection(
         assert await select(conn, 42) == 42
     elapsed = loop.time() - began
 
-    pool._check_invariants()
+    pool.check_invariants()
     stats = pool.stats()
     assert stats.discarded == 4  # every dead one detected without a round trip
     assert (stats.opened, stats.open, stats.in_use) == (5, 1, 0)
@@ -226,7 +226,7 @@ async def test_acquire_while_server_is_down_fails_fast_and_frees_the_slot(
         elapsed = loop.time() - began
         assert [error_kind(r) for r in results] == [f"OperationalError({CONNECT_REFUSED})"] * 5
         assert elapsed < 0.5
-        pool._check_invariants()
+        pool.check_invariants()
         stats = pool.stats()
         assert (stats.open, stats.opening, stats.waiting) == (0, 0, 0)
     finally:
@@ -267,7 +267,7 @@ async def test_refill_backs_off_while_server_is_down_and_recovers_by_itself(
     recovered = time.monotonic() - up_at
     figure("failed refills during downtime", f"{failed} in {up_at - down_at:.2f} s")
     figure("refilled after the restart (s)", f"{recovered:.2f}")
-    pool._check_invariants()
+    pool.check_invariants()
     assert pool.stats().opening == 0
     assert recovered < 3.5  # a couple of backoff steps, not a fixed long wait
     assert failed <= 10, f"{failed} refill attempts in ~1 s: no backoff (hot loop)"
@@ -309,7 +309,7 @@ async def test_login_errors_reach_the_caller_at_once_and_are_not_retried(
             assert loop.time() - began < 1.0
             assert refused.value.args[0] == code
             assert "s3cret-pw" not in str(refused.value)
-            pool._check_invariants()
+            pool.check_invariants()
             stats = pool.stats()
             assert (stats.open, stats.opening, stats.in_use, stats.opened) == (0, 0, 0, 0)
         # The server saw exactly one failed login per acquire: no retry.

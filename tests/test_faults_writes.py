@@ -15,6 +15,7 @@ import asyncio
 import collections
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pymysql
 import pytest
@@ -48,9 +49,16 @@ async def test_no_write_lost_or_doubled_under_kills_and_resets(
     in_doubt: set[str] = set()  # the COMMIT was sent, its reply lost
     errors: collections.Counter[str] = collections.Counter()
 
+    held: set[Any] = set()  # checked out now, as the hooks see it
     async with FaultProxy(params.host, params.port) as proxy:
         pool = await make_pool(
-            proxy.dsn(mysql_dsn), pool_size=6, max_overflow=2, timeout=5, autocommit=False
+            proxy.dsn(mysql_dsn),
+            pool_size=6,
+            max_overflow=2,
+            timeout=5,
+            autocommit=False,
+            on_checkout=held.add,
+            on_checkin=held.discard,
         )
 
         async def writer(task: int) -> None:
@@ -76,7 +84,7 @@ async def test_no_write_lost_or_doubled_under_kills_and_resets(
                     proxy.reset_all()
                     errors["(proxy RST rounds)"] += 1
                 else:
-                    victims = [c.thread_id() for c in list(pool._in_use)]
+                    victims = [conn.thread_id() for conn in held]
                     for thread_id in rng.sample(victims, k=min(2, len(victims))):
                         try:
                             await admin.scalar(f"KILL {int(thread_id)}")

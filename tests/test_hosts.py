@@ -203,7 +203,7 @@ async def test_every_host_down_fails_fast_naming_each_host(
         assert failure.value.args[0] == 2003
     assert [h.failures for h in pool.stats().hosts.values()] == [1, 1, 1]
     assert pool.stats().open == 0
-    assert pool._slots == 0
+    assert (pool.stats().open, pool.stats().opening) == (0, 0)
 
 
 async def test_a_lost_host_is_marked_down_and_its_idle_connections_closed(
@@ -227,7 +227,7 @@ async def test_a_lost_host_is_marked_down_and_its_idle_connections_closed(
     more = await hold(pool, 2)
     assert all(conn.port != hosts[0].port for conn in more)
     await give_back(pool, more + [c for c in conns if c.port != hosts[0].port])
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_a_host_back_from_failure_is_used_again_without_any_call(

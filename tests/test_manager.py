@@ -36,7 +36,7 @@ async def check_out(manager: PoolManager, dsn: str | None = None, **kwargs: Any)
 
 def check_all(manager: PoolManager) -> None:
     for pool in manager.pools.values():
-        pool._check_invariants()
+        pool.check_invariants()
 
 
 @pytest_asyncio.fixture
@@ -202,7 +202,7 @@ async def test_close_closes_every_pool_and_refuses_new_ones(mysql_dsn: str) -> N
     for pool in pools:
         assert pool.closed
         assert pool.stats().open == 0
-        pool._check_invariants()
+        pool.check_invariants()
     assert conn.closed
     with pytest.raises(PoolClosed):
         await manager.get_pool(mysql_dsn)
@@ -224,7 +224,7 @@ async def test_async_with_closes_the_manager(mysql_dsn: str) -> None:
     assert pool.closed
     assert conn.closed
     assert pool.stats().open == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_manager_options_reach_its_pools(mysql_dsn: str) -> None:
@@ -238,7 +238,7 @@ async def test_manager_options_reach_its_pools(mysql_dsn: str) -> None:
         async with manager.acquire(mysql_dsn) as again:
             assert again is conn
             assert await scalar(again, "SELECT @left_behind") is None  # reset ran
-        pool._check_invariants()
+        pool.check_invariants()
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
 
 from conftest import PoolFactory
 from mysqlpool import Pool, create_pool
+from mysqlpool.testing import ManualClock
+from polling import pool_tasks
 
 
 async def test_create_pool_returns_an_opened_pool(mysql_dsn: str) -> None:
@@ -27,10 +28,11 @@ async def test_create_pool_returns_an_opened_pool(mysql_dsn: str) -> None:
 
 async def test_open_is_idempotent(make_pool: PoolFactory) -> None:
     pool = await make_pool(min_size=1)
-    reaper = pool._reaper
+    reaper = pool_tasks(pool, "reaper")
     await pool.open()
     await asyncio.gather(pool.open(), pool.open())
-    assert pool._reaper is reaper
+    assert len(reaper) == 1
+    assert pool_tasks(pool, "reaper") == reaper  # the same task: no second reaper
     assert pool.stats().opened == 1
 
 
@@ -48,7 +50,7 @@ async def test_clear_closes_idle_connections_only(make_pool: PoolFactory) -> Non
     assert all(conn.closed for conn in idle)
     assert not held.closed
     assert pool.stats().open == 1
-    pool._check_invariants()
+    pool.check_invariants()
     await pool.release(held)
     assert len(pool) == 1
 
@@ -56,44 +58,34 @@ async def test_clear_closes_idle_connections_only(make_pool: PoolFactory) -> Non
 async def test_leak_timeout_warns_once_with_the_acquire_site(
     make_pool: PoolFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = await make_pool(leak_timeout=0.05)
+    clock = ManualClock()
+    pool = await make_pool(leak_timeout=30, clock=clock)
     caplog.set_level(logging.WARNING, logger="mysqlpool")
     conn = await pool.acquire()  # the line the warning must point at
-    leak_reported = asyncio.get_running_loop().create_future()
-    handler = _FutureHandler(leak_reported)
-    logging.getLogger("mysqlpool").addHandler(handler)
-    try:
-        await asyncio.wait_for(leak_reported, 5)
-    finally:
-        logging.getLogger("mysqlpool").removeHandler(handler)
+    clock.advance(29)
+    assert not leak_warnings(caplog)
+    clock.advance(1)  # held for leak_timeout
+    clock.advance(60)  # and much longer: still one warning
     await pool.release(conn)
 
-    leaks = [r for r in caplog.records if "possible leak" in r.getMessage()]
+    leaks = leak_warnings(caplog)
     assert len(leaks) == 1
-    message = leaks[0].getMessage()
-    assert "test_leak_timeout_warns_once_with_the_acquire_site" in message
-    assert "conn = await pool.acquire()" in message
+    assert "test_leak_timeout_warns_once_with_the_acquire_site" in leaks[0]
+    assert "conn = await pool.acquire()" in leaks[0]
+    assert "more than 30.0 s" in leaks[0]
 
 
 async def test_leak_timeout_is_silent_for_a_connection_returned_in_time(
     make_pool: PoolFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pool = await make_pool(leak_timeout=0.2)
+    clock = ManualClock()
+    pool = await make_pool(leak_timeout=30, clock=clock)
     caplog.set_level(logging.WARNING, logger="mysqlpool")
     async with pool.acquire():
-        pass
-    # The timer was cancelled at release: nothing is scheduled for it any more.
-    assert all(entry.leak_handle is None for entry in pool._idle._queue)  # type: ignore[attr-defined]
-    assert not [r for r in caplog.records if "possible leak" in r.getMessage()]
+        clock.advance(29)
+    clock.advance(60)  # its timer was stopped at the release
+    assert not leak_warnings(caplog)
 
 
-class _FutureHandler(logging.Handler):
-    """Resolves a future on the first leak warning, so the test awaits it instead of sleeping."""
-
-    def __init__(self, fut: asyncio.Future[Any]) -> None:
-        super().__init__(logging.WARNING)
-        self.fut = fut
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "possible leak" in record.getMessage() and not self.fut.done():
-            self.fut.set_result(record)
+def leak_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "possible leak" in r.getMessage()]

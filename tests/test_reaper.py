@@ -16,8 +16,8 @@ import pytest
 
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool import Pool
-from mysqlpool._pool import REFILL_BACKOFF_CAP, REFILL_BACKOFF_FIRST, refill_backoff
-from polling import until
+from mysqlpool._backoff import BACKOFF_CAP, BACKOFF_FIRST, backoff_delay
+from polling import pool_tasks, until
 
 RECYCLE = 0.3  # seconds
 INTERVAL = 0.05  # reaper_interval: several passes per RECYCLE
@@ -47,7 +47,7 @@ async def test_reaper_recycles_an_idle_connection_with_no_acquire(
     await until(lambda: len(pool) == 0 and pool.stats().recycled == 1, "reaped")
     stats = pool.stats()
     assert (stats.open, stats.discarded, stats.acquires) == (0, 0, 1)
-    pool._check_invariants()
+    pool.check_invariants()
     await until(lambda: gone(admin, thread), f"server thread {thread} gone")
 
 
@@ -88,12 +88,12 @@ async def test_reaper_never_touches_a_checked_out_connection(
     assert await admin.is_alive(held_thread)
     stats = pool.stats()
     assert (stats.in_use, stats.recycled, stats.discarded) == (1, 1, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
     await pool.release(held)  # past recycle: closed now that it is back
     stats = pool.stats()
     assert (stats.open, stats.recycled) == (0, 2)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # -- min_size -------------------------------------------------------------------
@@ -103,7 +103,7 @@ async def test_min_size_connections_are_open_right_after_open(make_pool: PoolFac
     pool = await make_pool(min_size=2)
     stats = pool.stats()
     assert (len(pool), stats.opened, stats.in_use, stats.acquires) == (2, 2, 0, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_reaper_replaces_killed_min_size_connections(
@@ -123,7 +123,7 @@ async def test_reaper_replaces_killed_min_size_connections(
     await until(lambda: pool.stats().discarded == 2 and len(pool) == 2, "dead ones replaced")
     stats = pool.stats()
     assert (stats.opened, stats.acquires, stats.recycled) == (4, 2, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
     first, second = await pool.acquire(), await pool.acquire()
     try:
@@ -142,7 +142,7 @@ async def test_reaper_keeps_min_size_open_across_recycles(make_pool: PoolFactory
     )
     stats = pool.stats()
     assert (stats.acquires, stats.discarded) == (0, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # -- a failing pass ---------------------------------------------------------------
@@ -168,14 +168,13 @@ async def test_reaper_survives_a_failed_pass(
     stats = pool.stats()
     assert stats.recycled >= 1
     assert stats.opened == 2  # the failed ones never counted as open
-    pool._check_invariants()
+    pool.check_invariants()
     failures = [
         r for r in caplog.records if r.name == "mysqlpool" and "init refused" in r.getMessage()
     ]
     assert len(failures) == 2, [r.getMessage() for r in caplog.records]
 
-    assert pool._reaper is not None
-    assert not pool._reaper.done()
+    assert len(pool_tasks(pool, "reaper")) == 1  # still running
     async with pool.acquire() as conn:  # the pool was never broken
         assert await scalar(conn, "SELECT 1") == 1
 
@@ -187,11 +186,10 @@ async def test_reaper_ends_with_the_pool(make_pool: PoolFactory) -> None:
     pool = await make_pool(recycle=RECYCLE, reaper_interval=INTERVAL)
     async with pool.acquire():
         pass
-    reaper = pool._reaper
-    assert reaper is not None
-    assert not reaper.done()
+    [reaper] = pool_tasks(pool, "reaper")
     await pool.close()
     assert reaper.done()
+    assert pool_tasks(pool) == []
     assert pool.stats().open == 0
 
 
@@ -211,14 +209,13 @@ async def test_close_stops_a_reaper_that_is_opening_a_connection(
     pool = await make_pool(min_size=1, recycle=RECYCLE, reaper_interval=INTERVAL, init=init)
     await asyncio.wait_for(opening.wait(), 2)  # min_size recycled, refill under way
     assert pool.stats().opening == 1
-    reaper = pool._reaper
-    assert reaper is not None
+    [reaper] = pool_tasks(pool, "reaper")
 
     await asyncio.wait_for(pool.close(), 2)
     assert reaper.done()
     stats = pool.stats()
-    assert (stats.open, stats.opening, pool._slots) == (0, 0, 0)
-    pool._check_invariants()
+    assert (stats.open, stats.opening, stats.in_use) == (0, 0, 0)
+    pool.check_invariants()
 
 
 # -- backoff while the server is away ---------------------------------------------
@@ -226,8 +223,8 @@ async def test_close_stops_a_reaper_that_is_opening_a_connection(
 
 @pytest.mark.parametrize("failures", [1, 2, 3, 6, 20])
 def test_refill_backoff_doubles_with_jitter_up_to_a_cap(failures: int) -> None:
-    base = min(REFILL_BACKOFF_FIRST * 2 ** (failures - 1), REFILL_BACKOFF_CAP)
-    delays = [refill_backoff(failures) for _ in range(200)]
+    base = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_CAP)
+    delays = [backoff_delay(failures) for _ in range(200)]
     assert all(0.5 * base <= d <= 1.5 * base for d in delays)
     assert len(set(delays)) > 1  # jittered, so processes don't retry in step
 
@@ -250,6 +247,6 @@ async def test_reaper_backs_off_while_connections_keep_failing(mysql_dsn: str) -
         await asyncio.sleep(1.2)
         assert 2 <= attempts <= 5
         assert pool.stats().open == 0
-        pool._check_invariants()
+        pool.check_invariants()
     finally:
         await pool.close()

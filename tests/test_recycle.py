@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from conftest import Admin, PoolFactory, scalar
-from mysqlpool._connection import socket_is_dead
-from mysqlpool._pool import auto_recycle
+from mysqlpool._aging import auto_recycle
+from mysqlpool._driver_aiomysql import AIOMYSQL
 from polling import until
 
 RECYCLE = 0.3  # seconds: short enough to wait for, long enough to reuse within
@@ -68,7 +68,7 @@ async def test_recycle_at_checkout_replaces_an_aged_idle_connection(
     async with pool.acquire() as conn:
         assert conn.thread_id() != old_thread
         assert await scalar(conn, "SELECT 1") == 1
-        pool._check_invariants()
+        pool.check_invariants()
     stats = pool.stats()
     assert (stats.recycled, stats.discarded, stats.opened, stats.open) == (1, 0, 2, 1)
     await until(lambda: gone(admin, old_thread), f"server thread {old_thread} gone")
@@ -89,7 +89,7 @@ async def test_recycle_at_return_closes_a_connection_held_past_recycle(
     stats = pool.stats()
     assert (stats.recycled, stats.discarded, stats.idle, stats.open) == (1, 0, 0, 0)
     assert conn.closed
-    pool._check_invariants()
+    pool.check_invariants()
     await until(lambda: gone(admin, thread), f"server thread {thread} gone")
 
 
@@ -147,7 +147,7 @@ async def test_max_lifetime_retires_a_constantly_used_connection(
     assert uses > 10  # it really was busy the whole time
     stats = pool.stats()
     assert (stats.recycled, stats.discarded, stats.opened) == (1, 0, 2)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # -- recycle="auto" -------------------------------------------------------------
@@ -215,7 +215,7 @@ async def test_a_connection_the_server_timed_out_is_replaced_silently(
     async with pool.acquire() as stale:
         old_thread = stale.thread_id()
     await until(lambda: gone(admin, old_thread), "timed out by the server")
-    await until(lambda: socket_is_dead(stale), "seen closed on the client side")
+    await until(lambda: AIOMYSQL.is_dead(stale), "seen closed on the client side")
     assert len(pool) == 1  # still queued: nothing looked at it yet
 
     async with pool.acquire() as conn:  # no error reaches the caller
@@ -224,7 +224,7 @@ async def test_a_connection_the_server_timed_out_is_replaced_silently(
         assert await scalar(conn, "SELECT 1") == 1
     stats = pool.stats()
     assert (stats.discarded, stats.recycled, stats.opened, stats.open) == (1, 0, 2, 1)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_a_killed_idle_connection_is_never_handed_out_even_without_pre_ping(
@@ -234,14 +234,14 @@ async def test_a_killed_idle_connection_is_never_handed_out_even_without_pre_pin
     async with pool.acquire() as victim:
         old_thread = victim.thread_id()
     await admin.kill(victim)
-    await until(lambda: socket_is_dead(victim), "seen closed on the client side")
+    await until(lambda: AIOMYSQL.is_dead(victim), "seen closed on the client side")
 
     async with pool.acquire() as conn:
         assert conn.thread_id() != old_thread
         assert await scalar(conn, "SELECT 1") == 1
     stats = pool.stats()
     assert (stats.discarded, stats.recycled, stats.opened) == (1, 0, 2)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_pre_ping_replaces_a_connection_killed_a_moment_ago(
@@ -258,7 +258,7 @@ async def test_pre_ping_replaces_a_connection_killed_a_moment_ago(
         assert await scalar(conn, "SELECT 1") == 1
     stats = pool.stats()
     assert (stats.discarded, stats.recycled, stats.opened, stats.acquires) == (1, 0, 2, 2)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # -- what pre_ping costs ---------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest_asyncio
 
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool import PoolError
-from polling import until
+from polling import pool_tasks, until
 
 TABLE = "mp_release_rows"
 SERVER_STATUS_IN_TRANS = 0x0001
@@ -95,7 +95,7 @@ async def test_open_transaction_is_rolled_back_on_return(
         # Its own uncommitted row would still be visible to it: it is gone.
         assert await scalar(conn, f"SELECT COUNT(*) FROM {table}") == 0
     assert pool.stats().discarded == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_autocommit_select_costs_no_rollback(make_pool: PoolFactory, table: str) -> None:
@@ -113,7 +113,7 @@ async def test_autocommit_select_costs_no_rollback(make_pool: PoolFactory, table
         after = await com_rollback(conn)
 
     assert after == before
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_autocommit_off_select_is_rolled_back(make_pool: PoolFactory, table: str) -> None:
@@ -134,7 +134,7 @@ async def test_autocommit_off_select_is_rolled_back(make_pool: PoolFactory, tabl
         after = await com_rollback(conn)
 
     assert after - before == 2
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # --------------------------------------------------------- reset_on_return="reset"
@@ -187,7 +187,7 @@ async def test_reset_wipes_session_state_and_reruns_init(make_pool: PoolFactory)
         assert excinfo.value.args[0] == 1146  # no such table: the temporary table is gone
     assert init_calls == [thread_id] * 3
     assert pool.stats().discarded == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 @pytest.mark.parametrize(
@@ -215,7 +215,7 @@ async def test_reset_undoes_changes_made_through_the_driver(
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
         assert await scalar(conn, f"SELECT {setting}") == configured
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_no_reset_leaves_session_state_to_the_next_user(make_pool: PoolFactory) -> None:
@@ -229,7 +229,7 @@ async def test_no_reset_leaves_session_state_to_the_next_user(make_pool: PoolFac
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
         assert await scalar(conn, "SELECT @x") == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ------------------------------------------------------------- unknown state
@@ -256,11 +256,11 @@ async def test_connection_loss_in_the_block_discards_the_connection(
     stats = pool.stats()
     assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
     assert conn.closed
-    pool._check_invariants()
+    pool.check_invariants()
     async with pool.acquire() as conn:
         assert conn.thread_id() != thread_id
         assert await scalar(conn, "SELECT 1") == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_sql_error_in_the_block_keeps_the_connection(make_pool: PoolFactory) -> None:
@@ -282,7 +282,7 @@ async def test_sql_error_in_the_block_keeps_the_connection(make_pool: PoolFactor
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
         assert await scalar(conn, "SELECT 1") == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_holder_cancelled_mid_query_discards_the_connection(
@@ -315,12 +315,12 @@ async def test_holder_cancelled_mid_query_discards_the_connection(
 
     stats = pool.stats()
     assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
-    pool._check_invariants()
+    pool.check_invariants()
     async with pool.acquire() as conn:
         assert conn.thread_id() != thread_id
         assert await scalar(conn, "SELECT 1") == 1
     assert pool.stats().in_use == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 @pytest.mark.parametrize("caught", [False, True], ids=["timeout-propagates", "timeout-caught"])
@@ -351,11 +351,11 @@ async def test_holder_timed_out_mid_query_discards_the_connection(
 
     stats = pool.stats()
     assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
-    pool._check_invariants()
+    pool.check_invariants()
     async with pool.acquire() as conn:
         assert conn.thread_id() != thread_id
         assert await scalar(conn, "SELECT 1") == 1
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_unread_streaming_result_discards_the_connection(make_pool: PoolFactory) -> None:
@@ -377,7 +377,7 @@ async def test_unread_streaming_result_discards_the_connection(make_pool: PoolFa
     async with pool.acquire() as conn:
         assert conn.thread_id() != thread_id
         assert await scalar(conn, "SELECT 4242") == 4242
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ------------------------------------------------------------------ misuse
@@ -393,7 +393,7 @@ async def test_releasing_twice_raises(make_pool: PoolFactory) -> None:
 
     stats = pool.stats()
     assert (stats.idle, stats.in_use, stats.open, stats.discarded) == (1, 0, 1, 0)
-    pool._check_invariants()
+    pool.check_invariants()
     async with pool.acquire() as again:
         assert again is conn
         assert await scalar(again, "SELECT 1") == 1
@@ -402,15 +402,19 @@ async def test_releasing_twice_raises(make_pool: PoolFactory) -> None:
 async def test_releasing_twice_while_the_first_release_runs_raises(
     make_pool: PoolFactory, table: str
 ) -> None:
-    pool = await make_pool(pool_size=1, max_overflow=0)
+    coming_back = asyncio.Event()
+    pool = await make_pool(
+        pool_size=1, max_overflow=0, on_checkin=lambda conn: coming_back.set()
+    )
     conn = await pool.acquire()
     async with conn.cursor() as cur:
         await cur.execute("BEGIN")
         await cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
     first = asyncio.create_task(pool.release(conn))  # rolls back: takes a round trip
-    # Wait until it has marked the connection as coming back, mid-rollback.
-    await until(lambda: conn in pool._in_use and pool._in_use[conn].returning)
+    # Wait until it has taken the connection back, mid-rollback.
+    await asyncio.wait_for(coming_back.wait(), 5)
     assert not first.done()
+    assert pool.stats().in_use == 1  # not back in the queue yet
 
     with pytest.raises(PoolError, match="already released"):
         await pool.release(conn)
@@ -418,7 +422,7 @@ async def test_releasing_twice_while_the_first_release_runs_raises(
 
     stats = pool.stats()
     assert (stats.idle, stats.in_use, stats.open, stats.discarded) == (1, 0, 1, 0)
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 async def test_releasing_a_connection_from_another_pool_raises(make_pool: PoolFactory) -> None:
@@ -436,8 +440,8 @@ async def test_releasing_a_connection_from_another_pool_raises(make_pool: PoolFa
     assert not conn.closed
     await other.release(conn)
     assert other.stats().idle == 1
-    pool._check_invariants()
-    other._check_invariants()
+    pool.check_invariants()
+    other.check_invariants()
 
 
 async def test_releasing_a_plain_connection_raises_without_the_password(
@@ -458,7 +462,7 @@ async def test_releasing_a_plain_connection_raises_without_the_password(
     finally:
         plain.close()
     assert pool.stats().open == 0
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ------------------------------------------------------------- KILL QUERY
@@ -506,7 +510,7 @@ async def test_cancelled_holder_has_its_query_killed_on_the_server(
     finally:
         await end_query(admin, thread_id)
     await pool.close()
-    assert not pool._background  # the KILL task finished and was awaited
+    assert pool_tasks(pool) == []  # the KILL task finished and was awaited
 
 
 async def _not(result: Awaitable[bool]) -> bool:

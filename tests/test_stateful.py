@@ -2,7 +2,7 @@
 
 Acquire, release, release after the server killed the session, cancel a
 waiter, cancel a holder mid-query, run a reaper pass, close: after every
-step the pool's books must balance (``_check_invariants``: slots = idle +
+step the pool's books must balance (``check_invariants``: slots = idle +
 in use + opening, nothing above the maximum, no waiter queued while a
 connection is idle or a slot free) and every held connection must answer
 its own queries correctly.
@@ -21,8 +21,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from mysqlpool import Pool, PoolClosed, PoolTimeout, parse_dsn
+from mysqlpool.testing import ManualClock
+from polling import until
 
 POOL_SIZE, MAX_OVERFLOW = 2, 1
+TIMEOUT = 0.2  # acquire timeout, on the machine's clock
+REAPER_INTERVAL = 3600.0  # on the machine's clock: a pass only when a rule moves it
 
 
 class PoolMachine(RuleBasedStateMachine):
@@ -31,9 +35,10 @@ class PoolMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
+        self.clock = ManualClock()
         self.pool = Pool(
-            self.dsn, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, timeout=0.2,
-            reaper_interval=3600,
+            self.dsn, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW, timeout=TIMEOUT,
+            reaper_interval=REAPER_INTERVAL, clock=self.clock,
         )
         self.run(self.pool.open())
         self.admin = self.run(aiomysql.connect(**parse_dsn(self.dsn).connect_kwargs()))
@@ -53,8 +58,17 @@ class PoolMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.closed)
     @rule()
     def acquire(self) -> None:
+        async def attempt() -> Any:
+            task = asyncio.ensure_future(self.pool.acquire())
+            if len(self.held) == POOL_SIZE + MAX_OVERFLOW:
+                # Every slot is held: it queues, and times out when its
+                # timeout has passed on the pool's clock.
+                await until(lambda: self.pool.stats().waiting == 1 or task.done(), "queued")
+                self.clock.advance(TIMEOUT)
+            return await task
+
         try:
-            conn = self.run(self.pool.acquire())
+            conn = self.run(attempt())
         except PoolTimeout:
             assert len(self.held) == POOL_SIZE + MAX_OVERFLOW
             return
@@ -66,7 +80,7 @@ class PoolMachine(RuleBasedStateMachine):
         conn = self.held.pop(index % len(self.held))
         if fail:  # the holder's code raised an ordinary error: conn stays usable
             ctx_error: BaseException | None = ValueError("user code failed")
-            self.run(self.pool._release(conn, ctx_error))
+            self.run(self.pool.release(conn, error=ctx_error))
         else:
             self.run(self.pool.release(conn))
 
@@ -81,7 +95,7 @@ class PoolMachine(RuleBasedStateMachine):
             try:
                 await self._query(conn, 1)
             except Exception as exc:  # 2013 / 2006: the connection is gone
-                await self.pool._release(conn, exc)
+                await self.pool.release(conn, error=exc)
             else:
                 raise AssertionError("a killed session answered")
 
@@ -114,7 +128,7 @@ class PoolMachine(RuleBasedStateMachine):
             try:
                 await task
             except asyncio.CancelledError as exc:
-                await self.pool._release(conn, exc)
+                await self.pool.release(conn, error=exc)
 
         self.run(cancelled_query())
 
@@ -124,8 +138,18 @@ class PoolMachine(RuleBasedStateMachine):
 
     @rule()
     def reaper_pass(self) -> None:
-        self.pool._reap_idle()
-        self.run(self.pool._fill_min_size(raise_errors=False))
+        async def one_pass() -> None:
+            # The reaper sleeps on the pool's clock: moving it wakes the reaper
+            # (and fires any stale waiter deadline), which runs its pass and
+            # goes back to sleep, its timer set again. A closed pool's reaper
+            # has ended: nothing wakes.
+            self.clock.advance(REAPER_INTERVAL)
+            if self.closed:
+                assert self.clock.pending == 0
+            else:
+                await until(lambda: self.clock.pending >= 1, "the reaper asleep again")
+
+        self.run(one_pass())
 
     @precondition(lambda self: not self.closed)
     @rule()
@@ -139,7 +163,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     @invariant()
     def books_balance(self) -> None:
-        self.pool._check_invariants()
+        self.pool.check_invariants()
         stats = self.pool.stats()
         assert stats.open == stats.idle + stats.in_use
         assert stats.in_use == len(self.held)

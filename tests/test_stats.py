@@ -46,7 +46,7 @@ def assert_consistent(pool: Pool, stats: PoolStats | None = None) -> None:
     s = stats or pool.stats()
     assert s.open == s.idle + s.in_use, s
     assert s.opened - s.closed == s.open, s
-    pool._check_invariants()
+    pool.check_invariants()
 
 
 # ------------------------------------------------------------------- shape
@@ -226,7 +226,7 @@ async def test_random_concurrent_workload_keeps_the_books(make_pool: PoolFactory
             assert s.open == s.idle + s.in_use, s
             assert s.open + s.opening <= limit, s
             assert s.opened - s.closed == s.open, s
-            pool._check_invariants()
+            pool.check_invariants()
             max_open = max(max_open, s.open)
             checks += 1
             await asyncio.sleep(0)
@@ -241,7 +241,6 @@ async def test_random_concurrent_workload_keeps_the_books(make_pool: PoolFactory
     s = pool.stats()
     assert counts["attempts"] == TASKS * OPS_PER_TASK
     assert (s.in_use, s.waiting, s.opening) == (0, 0, 0)
-    assert len(pool._waiters) == 0
     assert s.open == s.idle + s.in_use
     assert s.opened - s.closed == s.open
     assert s.acquires == counts["acquired"]
@@ -253,7 +252,7 @@ async def test_random_concurrent_workload_keeps_the_books(make_pool: PoolFactory
     assert counts["bad_sql"] > 0
     assert counts["timeouts"] > 0
     assert counts["cancelled"] > 0
-    pool._check_invariants()
+    pool.check_invariants()
 
     async with pool.acquire(timeout=1) as conn:  # and the pool still works
         assert await scalar(conn, "SELECT 1") == 1

@@ -1,6 +1,6 @@
 """``python -m mysqlpool doctor``: what a server allows a pool, and what to configure.
 
-One connection is opened (through the pool's own :func:`open_connection`)
+One connection is opened (through the pool's own driver seam)
 and asked for the server's version, timeouts and connection limits; it then
 measures the round trip with a series of COM_PINGs and tries
 COM_RESET_CONNECTION, which the pool relies on to clean a returned
@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 import pymysql
 
-from ._connection import close_connection, open_connection, ping
+from ._aging import auto_recycle
 from ._discovery import EXIT_USAGE, CommandError, Server, describe_error, resolve_server
 from ._doctor_hosts import (
     HostReport,
@@ -48,9 +48,8 @@ from ._doctor_hosts import (
     read_host_facts,
     report_hosts,
 )
+from ._driver import Driver, driver_for
 from ._dsn import ConnectParams
-from ._pool import auto_recycle
-from ._server_state import show_values
 
 __all__ = ["DoctorReport", "MultiHostReport", "run_doctor"]
 
@@ -62,7 +61,6 @@ PINGS = 20
 _DEFAULT_CONNECT_TIMEOUT = 10.0
 # Everything after the login (a few queries, the pings, the reset) together.
 _CHECK_TIMEOUT = 30.0
-_COM_RESET_CONNECTION = 0x1F
 
 # Failures caused by the server or the network, reported in one line; any
 # other exception is a bug here and keeps its traceback.
@@ -147,11 +145,10 @@ async def _row(conn: Any, sql: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-async def _try_reset(conn: Any) -> str | None:
+async def _try_reset(driver: Driver, conn: Any) -> str | None:
     """Send COM_RESET_CONNECTION; None if the server answered OK, else its error."""
     try:
-        await conn._execute_command(_COM_RESET_CONNECTION, b"")
-        await conn._read_ok_packet()
+        await driver.reset_connection(conn)
     except pymysql.MySQLError as exc:
         return describe_error(exc)
     return None
@@ -174,7 +171,7 @@ class _Facts:
     round_trips: list[float]
 
 
-async def _ask(conn: Any) -> _Facts:
+async def _ask(driver: Driver, conn: Any) -> _Facts:
     """Query ``conn``'s server for every fact; COM_RESET_CONNECTION comes last."""
     version, wait_session, wait_global, interactive, max_connections, max_user = await _row(
         conn,
@@ -182,16 +179,16 @@ async def _ask(conn: Any) -> _Facts:
         "@@SESSION.interactive_timeout, @@GLOBAL.max_connections, "
         "@@SESSION.max_user_connections",
     )
-    threads = await show_values(conn, "SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-    cipher = await show_values(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+    threads = await driver.show_values(conn, "SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+    cipher = await driver.show_values(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'")
     round_trips: list[float] = []
     for _ in range(PINGS):
         started = time.perf_counter()
-        await ping(conn)
+        await driver.ping(conn)
         round_trips.append(time.perf_counter() - started)
     # Last: a reset returns the session variables read above to their
     # global values.
-    reset_error = await _try_reset(conn)
+    reset_error = await _try_reset(driver, conn)
     return _Facts(
         version=str(version),
         wait_timeout_session=int(wait_session),
@@ -250,18 +247,19 @@ def _with_timeout(params: ConnectParams) -> tuple[ConnectParams, float]:
 
 async def _examine(server: Server, processes: int) -> DoctorReport:
     params, _ = _with_timeout(server.params)
+    driver = driver_for(params)
     try:
-        conn = await open_connection(params, None)
+        conn = await driver.connect(params, None)
     except _OPERATIONAL_ERRORS as exc:
         raise CommandError(f"{server}: {describe_error(exc, params)}", EXIT_USAGE) from None
     graceful = False
     try:
-        facts = await asyncio.wait_for(_ask(conn), _CHECK_TIMEOUT)
+        facts = await asyncio.wait_for(_ask(driver, conn), _CHECK_TIMEOUT)
         graceful = True
     except _OPERATIONAL_ERRORS as exc:
         raise CommandError(f"{server}: {_why(exc, params, _CHECK_TIMEOUT)}", EXIT_USAGE) from None
     finally:
-        close_connection(conn, graceful=graceful)
+        driver.close(conn, graceful=graceful)
     return _from_facts(str(server), facts, processes)
 
 
@@ -313,16 +311,17 @@ async def _probe_host(
     part of the report, never raised.
     """
     one, timeout = _with_timeout(params.for_host(host, port))
+    driver = driver_for(one)
     try:
-        # open_connection's connect_timeout covers the TCP connect only; a
+        # The driver's connect_timeout covers the TCP connect only; a
         # server that accepts but never greets must not hang the doctor.
-        conn = await asyncio.wait_for(open_connection(one, None), timeout)
+        conn = await asyncio.wait_for(driver.connect(one, None), timeout)
     except _OPERATIONAL_ERRORS as exc:
         return HostReport(host, port, reachable=False, error=_why(exc, one, timeout)), None
     graceful = False
     try:
         try:
-            found = await asyncio.wait_for(read_host_facts(conn, host, port), timeout)
+            found = await asyncio.wait_for(read_host_facts(driver, conn, host, port), timeout)
         except _OPERATIONAL_ERRORS as exc:
             return HostReport(host, port, reachable=True, error=_why(exc, one, timeout)), None
         if found.state is not None and not found.state.ready:
@@ -330,7 +329,7 @@ async def _probe_host(
             graceful = True
             return found, None
         try:
-            facts = await asyncio.wait_for(_ask(conn), _CHECK_TIMEOUT)
+            facts = await asyncio.wait_for(_ask(driver, conn), _CHECK_TIMEOUT)
         except _OPERATIONAL_ERRORS as exc:
             return dataclasses.replace(found, error=_why(exc, one, _CHECK_TIMEOUT)), None
         graceful = True
@@ -341,7 +340,7 @@ async def _probe_host(
         )
         return examined, facts
     finally:
-        close_connection(conn, graceful=graceful)
+        driver.close(conn, graceful=graceful)
 
 
 async def _examine_hosts(server: Server, processes: int) -> MultiHostReport:

@@ -25,11 +25,12 @@ from typing import Any, TextIO
 
 import pymysql
 
+from ._aging import auto_recycle
 from ._discovery import describe_error
+from ._driver import Driver
 from ._dsn import ConnectParams
 from ._hosts import TARGETS, HostSet
-from ._pool import auto_recycle
-from ._server_state import ServerState, read_server_state, show_values
+from ._server_state import ServerState, read_server_state
 
 __all__ = [
     "RESERVE_FRACTION",
@@ -313,18 +314,18 @@ async def _replication(conn: Any) -> ReplicationFacts:
     )
 
 
-async def read_host_facts(conn: Any, host: str, port: int) -> HostReport:
+async def read_host_facts(driver: Driver, conn: Any, host: str, port: int) -> HostReport:
     """Role, version, limits, Galera and replication state: ``SHOW`` statements
     only, which a Galera node that isn't ready still answers."""
-    state = await read_server_state(conn)
-    variables = await show_values(
+    state = await read_server_state(driver, conn)
+    variables = await driver.show_values(
         conn,
         "SHOW SESSION VARIABLES WHERE Variable_name IN "
         "('version', 'max_connections', 'max_user_connections')",
     )
     galera = None
     if state.galera_state is not None:
-        status = await show_values(
+        status = await driver.show_values(
             conn,
             "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', "
             "'wsrep_ready', 'wsrep_cluster_size', 'wsrep_cluster_status', "

@@ -71,7 +71,7 @@ import aiomysql
 import aiomysql.connection
 import aiomysql.utils
 
-from . import _connection
+from . import _driver_aiomysql
 from ._dsn import ConnectParams, _extra_defaults
 from ._manager import PoolManager
 from ._pool import Pool
@@ -90,8 +90,9 @@ _TARGETS: tuple[tuple[ModuleType, str], ...] = (
 
 # aiomysql closes a connection itself, from this module, when it can't trust
 # it any more (lost, cancelled mid-reply, protocol error); the pool closes
-# connections from _connection (terminate()). Those closes are real.
-_CLOSERS = (vars(aiomysql.connection), vars(_connection))
+# connections through its driver, _driver_aiomysql (terminate()). Those
+# closes are real.
+_CLOSERS = (vars(aiomysql.connection), vars(_driver_aiomysql))
 
 # Instance attributes set on a checked-out connection.
 _OVERRIDES = ("close", "ensure_closed", "_mysqlpool_lease")
@@ -182,7 +183,7 @@ class _Lease:
     async def _release(self, exc: BaseException | None) -> None:
         self._uninstall()
         self.finished = True
-        await self.pool._release(self.conn, exc)
+        await self.pool.release(self.conn, error=exc)
 
 
 def _lease_of(conn: Any) -> _Lease | None:
@@ -357,10 +358,7 @@ def disable() -> _Disabled:
                 module.__name__,
                 name,
             )
-    manager = state.manager
-    manager._closed = True  # no new pool (PoolManager.close() does the same first)
-    for pool in manager.pools.values():
-        pool._shut_down()
+    state.manager.close_nowait()
     return _Disabled(state)
 
 

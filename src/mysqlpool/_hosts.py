@@ -214,7 +214,11 @@ class HostSet:
             return not any(other.position < host.position for other in up)
         return _load(host) < min(_load(other) for other in up) + 2
 
-    def stats(self, idle: Iterable[Host], in_use: Iterable[Host]) -> dict[str, HostStats]:
+    def stats(
+        self, idle: Iterable[Host], in_use: Iterable[Host], now: float
+    ) -> dict[str, HostStats]:
+        """Each host's :class:`HostStats`, given the hosts of the idle and
+        the checked-out connections."""
         idle_counts = _count(idle)
         in_use_counts = _count(in_use)
         return {
@@ -228,6 +232,7 @@ class HostSet:
                 failures=host.failures_total,
                 role=host.role,
                 down_reason=host.down_reason,
+                retry_in=None if host.up else max(0.0, host.retry_at - now),
             )
             for host in self.hosts
         }

@@ -95,6 +95,13 @@ class PoolManager:
             result[label] = pool.stats()
         return result
 
+    def close_nowait(self) -> None:
+        """The synchronous half of :meth:`close`: take no new work and
+        :meth:`Pool.close_nowait` every pool. Idempotent."""
+        self._closed = True
+        for pool in self._pools.values():
+            pool.close_nowait()
+
     async def close(self, timeout: float | None = None) -> None:
         """Close every pool (see :meth:`Pool.close`); the manager takes no new work."""
         self._closed = True
@@ -157,4 +164,4 @@ class _ManagedAcquire:
         pool, conn = self._pool, self._conn
         self._pool = self._conn = None
         assert pool is not None
-        await pool._release(conn, exc)
+        await pool.release(conn, error=exc)

@@ -1,69 +1,69 @@
 """The pool: bounded, fair, and safe to cancel anywhere.
 
-Shape: every state change is a plain method with no ``await`` inside
-(``_grant``, ``_check_in``, ``_free_slot``, ``_reap_idle``...). On one event
-loop such a method runs to completion, so no lock guards the state and a
-cancellation can only land between two transitions, never inside one. The
-I/O those transitions call for (connect, ping, reset) happens afterwards,
-outside them, and each I/O step has one failure path that hands the slot
-back.
+This module holds the pool's state and every change to it: grant a
+connection or a slot, check out, check in, offer to a waiter, free a slot,
+open, close. Each change is a plain method with no ``await`` inside: on one
+event loop it runs to completion, so no lock guards the state and a
+cancellation can only land between two changes, never inside one. The I/O
+those changes call for (connect, ping, reset) is awaited between them, and
+each I/O step has one failure path that gives its slot back.
 
 Bookkeeping counts slots, not sockets: ``_slots`` covers idle, checked out
-and being-opened connections, is reserved before ``connect()`` starts and
-given back on any failure.
+and being-opened connections, is reserved before a connect starts and given
+back on any failure.
+
+The rest lives next door, each in its module, and never touches the counts:
+the options (``_config``), the waiters and their deadlines (``_waiters``),
+opening connections across hosts (``_connector``), host health
+(``_health``) and its prober (``_prober``), the reaper (``_reaper``), the
+age rules (``_aging``), leak warnings (``_leaks``), hooks (``_hooks``),
+side tasks and KILL QUERY (``_background``), and the driver (``_driver``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import functools
 import logging
-import math
 import os
-import time
-import traceback
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from . import _connection as wire
-from ._backoff import BACKOFF_CAP, BACKOFF_FIRST, backoff_delay
-from ._connection import InitCallback
+from ._aging import Aging
+from ._background import SideTasks, kill_query
+from ._clock import MONOTONIC, Clock, wait_until
+from ._config import PoolOptions, ResetMode, check_seconds, merge_dsn_options
+from ._connector import Connector
+from ._deadline import DeadlineExceeded, bounded
+from ._driver import InitCallback, driver_for, unknown_state_reason
 from ._dsn import ConnectParams, resolve_params
-from ._hosts import LOAD_BALANCE, TARGETS, Host, HostSet, LoadBalance, Target
-from ._options import POOL_OPTION_DEFAULTS, split_pool_options
-from ._server_state import ServerState, is_node_not_ready, read_server_state
+from ._entry import Entry
+from ._health import HostHealth, brief
+from ._hooks import ConnectionHook, DiscardHook, Hooks, check_init
+from ._hosts import Host, HostSet, LoadBalance, Target
+from ._leaks import LeakDetector
+from ._options import split_pool_options
+from ._prober import Prober
+from ._reaper import Reaper
 from ._stats import PoolStats
-from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout
+from ._waiters import WaiterQueue
+from .errors import PoolClosed, PoolError, PoolTimeout
 
 __all__ = ["Pool", "create_pool"]
 
 logger = logging.getLogger("mysqlpool")
 
-ResetMode = Literal["rollback", "reset"]
-#: ``on_connect``, ``on_checkout``, ``on_checkin``: called with the connection.
-ConnectionHook = Callable[[Any], None]
-#: ``on_discard``: called with the connection and why it is being closed.
-DiscardHook = Callable[[Any, str], None]
-
-#: ``pre_ping=True`` pings a connection that has been idle this long (seconds).
-DEFAULT_PRE_PING_AFTER = 1.0
-
-# A holder that stopped with one of these may have left a reply half read.
-_INTERRUPTIONS = (asyncio.CancelledError, asyncio.TimeoutError, TimeoutError)
-
-# Bound on each step of a KILL QUERY side connection (connect, then the KILL).
-_KILL_TIMEOUT = 5.0
-
-#: With several hosts, a connect that gets no answer in this many seconds
-#: (``connect_timeout`` when it is set) moves on to the next host.
-DEFAULT_HOST_CONNECT_TIMEOUT = 10.0
-
-# Reasons for closing a connection that count it as recycled, not discarded:
-# it was healthy, the pool just wanted it gone.
-_RETIRED_HEALTHY = frozenset({"recycle", "max_lifetime", "rebalance"})
+# How each reason for closing a connection counts in the stats. Recycled: it
+# was healthy, the pool (or its user) just wanted it gone. Neither counter:
+# the pool was full or closing. Anything else counts as discarded.
+_RECYCLED = frozenset({"recycle", "max_lifetime", "rebalance", "cleared"})
+_NOT_COUNTED = frozenset({"pool full", "pool closed"})
+# Discarded, but with a known protocol state: they say goodbye (COM_QUIT)
+# like healthy ones, so the server logs no aborted connection.
+_DISCARDED_ON_REQUEST = "released with discard=True"
 
 # acquire() builds its context with this instead of calling the class.
 _new_object = object.__new__
@@ -77,52 +77,6 @@ class _SlotGrant:
 
 
 _SLOT = _SlotGrant()
-
-
-# The reaper's refills back off like a failed host does.
-REFILL_BACKOFF_FIRST = BACKOFF_FIRST
-REFILL_BACKOFF_CAP = BACKOFF_CAP
-refill_backoff = backoff_delay
-
-
-def auto_recycle(wait_timeout: float) -> float:
-    """The ``recycle`` that ``recycle="auto"`` picks for a server ``wait_timeout``.
-
-    10% below it, at least 1 s and at most 5 minutes of margin, and never
-    less than half of it, so a pooled connection is always retired by the
-    pool before the server times it out.
-    """
-    margin = min(max(wait_timeout * 0.1, 1.0), 300.0)
-    return max(wait_timeout - margin, wait_timeout / 2)
-
-
-class _Entry:
-    """One open connection and what the pool knows about it."""
-
-    __slots__ = (
-        "acquired_at",
-        "checkout_marker",
-        "conn",
-        "host",
-        "idle_since",
-        "leak_handle",
-        "opened_at",
-        "returning",
-        "stamp",
-    )
-
-    def __init__(self, conn: Any, host: Host, now: float) -> None:
-        self.conn = conn
-        self.host = host  # the server it is connected to
-        self.opened_at = now  # for max_lifetime
-        self.stamp = now  # activity stamp: open, then each checkout (recycle)
-        self.idle_since = now  # last return: decides whether pre_ping pings
-        self.checkout_marker: object = None  # driver result at checkout (needs_rollback)
-        # True from release() until the next checkout: a second release of the
-        # same checkout is refused while it is set.
-        self.returning = False
-        self.leak_handle: asyncio.TimerHandle | None = None
-        self.acquired_at: list[str] | None = None  # stack of acquire(), with leak_timeout
 
 
 class Pool:
@@ -187,74 +141,59 @@ class Pool:
             replica when one is up, else the primary); checked on every new
             connection. A Galera node that is not ready and Synced counts as
             down whatever the target.
+        clock: the time source (default: the monotonic clock); tests pass a
+            :class:`mysqlpool.testing.ManualClock` to move time themselves.
         connect_kwargs: other ``aiomysql.connect`` keywords.
 
-    Every option but ``init`` and the hooks may also be given in the DSN's
-    query string (``?pool_size=10&recycle=auto``); an option given both
-    ways must agree.
+    Every option but ``init``, the hooks and ``clock`` may also be given in
+    the DSN's query string (``?pool_size=10&recycle=auto``); an option given
+    both ways must agree.
 
     Raises:
         ValueError: for an option out of range or a malformed DSN (the message
             names the option and never shows the password).
     """
 
-    # Slots, not an instance dict: with more than 30 attributes a dict-backed
-    # instance never gets its attribute and method lookups specialized by
-    # CPython 3.11+, and every ``pool.acquire()`` pays for that (callgrind:
-    # benchmarks/hotpath.py). __weakref__: the Prometheus collector holds
-    # weak references to pools. A new attribute must be listed here.
+    # Slots, not an instance dict: attribute lookups on the hot path get
+    # specialized by CPython 3.11+ (benchmarks/hotpath.py); __weakref__: the
+    # Prometheus collector holds weak references to pools.
     __slots__ = (
         "__weakref__",
         "_acquires",
-        "_background",
-        "_check_state",
-        "_checkout_without_io",
+        "_aging",
+        "_clock",
         "_closed",
         "_closed_total",
+        "_connector",
         "_discarded_total",
         "_drained",
-        "_expiry",
+        "_driver",
         "_fill_task",
+        "_health",
+        "_hooks",
         "_hostset",
         "_idle",
         "_idle_get",
-        "_idle_items",
-        "_idle_put",
         "_in_use",
         "_init",
-        "_kill_query_on_cancel",
         "_known",
-        "_last_shared_deadline",
-        "_leak_timeout",
-        "_lifo",
-        "_loop",
+        "_leaks",
         "_max",
-        "_max_lifetime",
-        "_max_overflow",
-        "_min_size",
-        "_multi",
         "_name",
-        "_on_checkin",
-        "_on_checkout",
-        "_on_connect",
-        "_on_discard",
         "_opened_total",
         "_opening",
+        "_options",
         "_params",
+        "_ping_after",
         "_pool_size",
-        "_pre_ping_after",
         "_prober",
         "_reaper",
-        "_reaper_interval",
-        "_recycle",
-        "_recycle_auto",
         "_recycled_total",
         "_reset_mode",
-        "_shared_deadlines",
+        "_side_tasks",
         "_slots",
         "_started",
         "_terminated",
-        "_timeout",
         "_timeouts",
         "_wait_time",
         "_waiters",
@@ -284,120 +223,80 @@ class Pool:
         on_discard: DiscardHook | None = None,
         load_balance: LoadBalance = "failover",
         target: Target = "any",
+        clock: Clock | None = None,
         **connect_kwargs: Any,
     ) -> None:
+        given: dict[str, Any] = {
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "timeout": timeout,
+            "recycle": recycle,
+            "max_lifetime": max_lifetime,
+            "pre_ping": pre_ping,
+            "reset_on_return": reset_on_return,
+            "min_size": min_size,
+            "reaper_interval": reaper_interval,
+            "leak_timeout": leak_timeout,
+            "lifo": lifo,
+            "name": name,
+            "kill_query_on_cancel": kill_query_on_cancel,
+            "load_balance": load_balance,
+            "target": target,
+        }
         if isinstance(dsn, str):
             dsn, from_dsn = split_pool_options(dsn)
-            if from_dsn:
-                given = {
-                    "pool_size": pool_size,
-                    "max_overflow": max_overflow,
-                    "timeout": timeout,
-                    "recycle": recycle,
-                    "max_lifetime": max_lifetime,
-                    "pre_ping": pre_ping,
-                    "reset_on_return": reset_on_return,
-                    "min_size": min_size,
-                    "reaper_interval": reaper_interval,
-                    "leak_timeout": leak_timeout,
-                    "lifo": lifo,
-                    "name": name,
-                    "kill_query_on_cancel": kill_query_on_cancel,
-                    "load_balance": load_balance,
-                    "target": target,
-                }
-                merged = _merge_dsn_options(given, from_dsn)
-                pool_size, max_overflow = merged["pool_size"], merged["max_overflow"]
-                timeout, recycle = merged["timeout"], merged["recycle"]
-                max_lifetime, pre_ping = merged["max_lifetime"], merged["pre_ping"]
-                reset_on_return, min_size = merged["reset_on_return"], merged["min_size"]
-                reaper_interval, leak_timeout = merged["reaper_interval"], merged["leak_timeout"]
-                lifo, name = merged["lifo"], merged["name"]
-                kill_query_on_cancel = merged["kill_query_on_cancel"]
-                load_balance, target = merged["load_balance"], merged["target"]
-        self._params = resolve_params(dsn, connect_kwargs)
-        self._name = name if name is not None else str(self._params)
-        for hook_name, hook in (
-            ("on_connect", on_connect),
-            ("on_checkout", on_checkout),
-            ("on_checkin", on_checkin),
-            ("on_discard", on_discard),
-        ):
-            if hook is not None and not callable(hook):
-                raise ValueError(f"{hook_name} must be a callable, got {hook!r}")
-        self._on_connect = on_connect
-        self._on_checkout = on_checkout
-        self._on_checkin = on_checkin
-        self._on_discard = on_discard
-        self._pool_size = _check_int("pool_size", pool_size, minimum=1)
-        self._max_overflow = (
-            None if max_overflow is None else _check_int("max_overflow", max_overflow, minimum=0)
+            given = merge_dsn_options(given, from_dsn)
+        options = self._options = PoolOptions(**given)
+        params = self._params = resolve_params(dsn, connect_kwargs)
+        name = self._name = options.name if options.name is not None else str(params)
+        self._hooks = Hooks(name, on_connect, on_checkout, on_checkin, on_discard)
+        self._init = check_init(init)
+        clock = self._clock = clock if clock is not None else MONOTONIC
+        driver = self._driver = driver_for(params)
+        self._pool_size = options.pool_size
+        self._max = options.max_size  # slots never exceed it (None: no limit)
+        self._ping_after = options.pre_ping_after
+        self._reset_mode = options.reset_on_return
+        self._aging = aging = Aging(options.recycle, options.max_lifetime, driver.is_dead)
+        leak_timeout = options.leak_timeout
+        self._leaks = None if leak_timeout is None else LeakDetector(clock, leak_timeout, name)
+        hostset = self._hostset = HostSet(params, options.load_balance, options.target)
+        self._prober = Prober(hostset, clock, self._adopt_probe, name)
+        self._health = health = HostHealth(
+            hostset,
+            clock,
+            driver,
+            name,
+            on_down=lambda host: self._retire_idle(lambda entry, _: _host_down(entry, host)),
+            wake_prober=self._prober.wake,
         )
-        self._max = None if self._max_overflow is None else self._pool_size + self._max_overflow
-        self._timeout = _check_seconds("timeout", timeout, allow_zero=True)
-        if recycle == "auto":
-            self._recycle_auto = True
-            self._recycle: float | None = None  # known once the first connection reports
-        else:
-            self._recycle_auto = False
-            self._recycle = _check_seconds("recycle", recycle)
-        self._max_lifetime = _check_seconds("max_lifetime", max_lifetime)
-        self._pre_ping_after = _pre_ping_threshold(pre_ping)
-        if reset_on_return not in ("rollback", "reset", None):
-            raise ValueError(
-                f"reset_on_return must be 'rollback', 'reset' or None, got {reset_on_return!r}"
-            )
-        self._reset_mode = reset_on_return
-        self._min_size = _check_int("min_size", min_size, minimum=0)
-        if self._min_size > self._pool_size:
-            raise ValueError(
-                f"min_size ({self._min_size}) must not exceed pool_size ({self._pool_size})"
-            )
-        self._reaper_interval = _check_seconds("reaper_interval", reaper_interval)
-        if init is not None and not callable(init):
-            raise ValueError(f"init must be an async callable taking the connection, got {init!r}")
-        self._init = init
-        self._leak_timeout = _check_seconds("leak_timeout", leak_timeout)
-        self._lifo = bool(lifo)
-        self._kill_query_on_cancel = bool(kill_query_on_cancel)
-        if load_balance not in LOAD_BALANCE:
-            raise ValueError(
-                f"load_balance must be one of {', '.join(map(repr, LOAD_BALANCE))}, "
-                f"got {load_balance!r}"
-            )
-        if target not in TARGETS:
-            raise ValueError(
-                f"target must be one of {', '.join(map(repr, TARGETS))}, got {target!r}"
-            )
-        self._hostset = HostSet(self._params, load_balance, target)
-        # Host health and placement only matter with somewhere else to go; a
-        # single-server pool fails and recovers exactly as it always did.
-        self._multi = len(self._hostset.hosts) > 1
-        # Read @@read_only (and Galera's state) on every new connection.
-        self._check_state = self._multi or target != "any"
-        # Reopens hosts that are down once their backoff runs out.
-        self._prober: asyncio.Task[None] | None = None
-        # Tasks the pool spawned (KILL QUERY on a side connection): kept so
-        # close() can await them and nothing is left pending.
-        self._background: set[asyncio.Task[None]] = set()
+        self._connector = Connector(
+            driver,
+            health,
+            aging,
+            clock,
+            self._init,
+            check_state=health.multi or options.target != "any",
+            connect_timeout=params.connect_timeout,
+            pool_name=name,
+        )
+        self._reaper = Reaper(
+            clock,
+            functools.partial(aging.reaper_period, options.reaper_interval),
+            functools.partial(self._retire_idle, aging.unfit_idle),
+            functools.partial(self._fill_min_size, raise_errors=False),
+            name,
+        )
+        self._side_tasks = SideTasks()  # KILL QUERY connections, awaited by close()
+        self._waiters = WaiterQueue(clock)
 
         # Idle connections, ready to hand out; never more than pool_size.
         # Invariant: while it holds any, no acquirer is waiting.
-        self._idle: asyncio.Queue[_Entry] = (
-            asyncio.LifoQueue(self._pool_size) if self._lifo else asyncio.Queue(self._pool_size)
-        )
-        # Nobody ever blocks on this queue (waiters are our own futures) and
-        # nobody joins it, so its getter/putter wake-ups and task counting are
-        # pure cost on the hot path.
-        # Its storage, a deque (FIFO) or a list (LIFO), is used directly: one
-        # call per checkout or return instead of two.
-        storage: Any = self._idle._queue  # type: ignore[attr-defined]
-        self._idle_items: collections.abc.Sized = storage
-        self._idle_get: Callable[[], _Entry] = storage.pop if self._lifo else storage.popleft
-        self._idle_put: Callable[[_Entry], None] = storage.append
+        self._idle: collections.deque[Entry] = collections.deque()
+        self._idle_get = self._idle.pop if options.lifo else self._idle.popleft
         # Checked-out connections (and those handed to a waiter or coming
         # back), by connection: how release() tells ours from foreign ones.
-        self._in_use: dict[Any, _Entry] = {}
+        self._in_use: dict[Any, Entry] = {}
         # Every connection this pool opened and has not forgotten: tells a
         # second release apart from a foreign connection in the error message.
         self._known: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -405,27 +304,11 @@ class Pool:
         self._slots = 0
         # Slots reserved for a connection not open yet.
         self._opening = 0
-        # Acquirers waiting, oldest first. Each future gets an _Entry (a
-        # connection handed over) or _SLOT (open one yourself). Futures are
-        # removed when resolved; one that timed out or was cancelled is
-        # removed by its own acquirer and skipped if still found.
-        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
-        # Deadlines (and timeouts, for the message) of waiters that share one
-        # timer, _expiry, set for the earliest of them; they were queued with
-        # non-decreasing deadlines, the last of which is _last_shared_deadline.
-        self._shared_deadlines: dict[asyncio.Future[Any], tuple[float, float | None]] = {}
-        self._last_shared_deadline = -math.inf
-        self._expiry: asyncio.TimerHandle | None = None
 
         self._started = False  # open() ran (or the first acquire() did it)
-        # Started and not closed: acquire may take an idle connection that
-        # needs no ping without a coroutine (the one flag the fast path reads).
-        self._checkout_without_io = False
         self._closed = False  # close() or terminate() began: no more acquires
         self._terminated = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._reaper: asyncio.Task[None] | None = None
-        self._drained: asyncio.Event | None = None  # set once _slots is 0 after close
+        self._drained: asyncio.Future[None] | None = None  # done once _slots is 0 after close
         self._fill_task: asyncio.Future[bool] | None = None  # open()'s min_size fill
 
         self._opened_total = 0
@@ -466,12 +349,10 @@ class Pool:
     def _start(self) -> None:
         if self._started:
             return
-        loop = asyncio.get_running_loop()
         self._started = True
-        self._checkout_without_io = True
-        self._loop = loop
-        self._drained = asyncio.Event()
-        self._reaper = loop.create_task(self._reap_forever(), name=f"mysqlpool reaper {self._name}")
+        self._drained = asyncio.get_running_loop().create_future()
+        self._reaper.start()
+        self._prober.start()
 
     async def close(self, timeout: float | None = None) -> None:
         """Close the pool gracefully.
@@ -481,73 +362,27 @@ class Pool:
         (None: as long as it takes) for checked-out connections to come back,
         closing each as it does, and terminates those still out.
         """
-        timeout = _check_seconds("timeout", timeout, allow_zero=True)
-        started = time.monotonic()
-        self._shut_down()
+        timeout = check_seconds("timeout", timeout, allow_zero=True)
+        clock = self._clock
+        deadline = None if timeout is None else clock.now() + timeout
+        self.close_nowait()
+        background = [self._reaper.task, self._prober.task, self._fill_task]
         drained = self._drained
-        if drained is not None and not drained.is_set() and not self._terminated:
-            try:
-                await asyncio.wait_for(drained.wait(), timeout)
-            except asyncio.TimeoutError:
-                logger.warning(
-                    "pool %s: %d connection(s) still checked out after %s s; closing them",
-                    self._name,
-                    len(self._in_use),
-                    timeout,
-                )
-                self.terminate()
-        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-        await self._join_background(remaining)
-
-    def terminate(self) -> None:
-        """Close every connection now, checked-out ones included.
-
-        Their holders' next statement fails with the driver's error; their
-        ``release()`` is accepted and just frees the slot.
-        """
-        self._shut_down()
-        self._terminated = True
-        for entry in self._in_use.values():
-            wire.close_connection(entry.conn, graceful=False)
-        for task in self._background:
-            task.cancel()
-
-    def _shut_down(self) -> None:
-        """Refuse acquires, fail waiters, stop the reaper, close idle ones."""
-        if self._closed:
-            return
-        self._closed = True
-        self._checkout_without_io = False
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
-        if self._reaper is not None:
-            self._reaper.cancel()
-        if self._prober is not None:
-            self._prober.cancel()
-        if self._fill_task is not None:
-            self._fill_task.cancel()
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_exception(PoolClosed(f"pool {self._name} closed while waiting"))
-        while len(self._idle_items):
-            entry = self._idle_get()
-            self._close(entry, "pool closed", graceful=True)
-            self._slots -= 1
-        self._note_drained()
-        logger.debug("pool %s: closing", self._name)
-
-    async def _join_background(self, timeout: float | None) -> None:
-        """Await the pool's own tasks; side tasks still running after
-        ``timeout`` (a KILL QUERY to a server that doesn't answer) are cancelled."""
-        if self._background:
-            _, late = await asyncio.wait(set(self._background), timeout=timeout)
-            for side_task in late:
-                side_task.cancel()
-        tasks: list[asyncio.Future[Any] | None] = [self._reaper, self._fill_task, self._prober]
-        tasks.extend(self._background)
-        for task in tasks:
+        if (
+            drained is not None
+            and not self._terminated
+            and not await wait_until(drained, clock, deadline)
+        ):
+            logger.warning(
+                "pool %s: %d connection(s) still checked out after %s s; closing them",
+                self._name,
+                len(self._in_use),
+                timeout,
+            )
+            self.terminate()
+        remaining = None if deadline is None else max(0.0, deadline - clock.now())
+        await self._side_tasks.join(remaining)
+        for task in background:
             if task is not None and not task.done():
                 try:
                     await task
@@ -557,9 +392,38 @@ class Pool:
                 except Exception:
                     pass  # already logged by the task itself
 
-    def _note_drained(self) -> None:
-        if self._closed and self._slots == 0 and self._drained is not None:
-            self._drained.set()
+    def close_nowait(self) -> None:
+        """The synchronous half of :meth:`close`: refuse new acquires (waiters
+        get :class:`PoolClosed`), stop the background tasks and close the idle
+        connections, all now. Connections still checked out keep working and
+        are closed as they come back; ``await close()`` later waits for them.
+        Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        name = self._name
+        self._waiters.fail_all(lambda: PoolClosed(f"pool {name} closed while waiting"))
+        self._reaper.stop()
+        self._prober.stop()
+        if self._fill_task is not None:
+            self._fill_task.cancel()
+        self._retire_idle(lambda entry, now: "pool closed")
+        if self._slots == 0 and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        logger.debug("pool %s: closing", name)
+
+    def terminate(self) -> None:
+        """Close every connection now, checked-out ones included.
+
+        Their holders' next statement fails with the driver's error; their
+        ``release()`` is accepted and just frees the slot.
+        """
+        self.close_nowait()
+        self._terminated = True
+        for entry in self._in_use.values():
+            self._driver.close(entry.conn, graceful=False)
+        self._side_tasks.cancel()
 
     async def __aenter__(self) -> Pool:
         await self.open()
@@ -589,14 +453,28 @@ class Pool:
         """
         if timeout is _UNSET:
             # _AcquireContext(self, _UNSET) without the __init__ call: CPython
-            # 3.11 doesn't specialize a class call, and this is ~500 of the
-            # ~15,000 instructions of an acquire+release (callgrind:
-            # benchmarks/hotpath.py). _conn is set by __aenter__.
+            # 3.11 doesn't specialize a class call (benchmarks/hotpath.py).
             ctx = _new_object(_AcquireContext)
             ctx._pool = self
             ctx._timeout = _UNSET
             return ctx
-        return _AcquireContext(self, _check_seconds("timeout", timeout, allow_zero=True))
+        return _AcquireContext(self, check_seconds("timeout", timeout, allow_zero=True))
+
+    def try_acquire(self) -> Any:
+        """A connection now, or None: never waits, never does I/O.
+
+        Returns an idle connection that needs no ping (within ``pre_ping``'s
+        threshold), checked out as by :meth:`acquire`; None when there is
+        none (all in use, a new one would have to be opened, or the pool is
+        not open). Give it back with :meth:`release`.
+        """
+        if not self._idle:
+            return None  # the common miss, without reading the clock
+        now = self._clock.now()
+        grant = self._grant(now, no_io=True)
+        if not isinstance(grant, Entry):
+            return None
+        return self._checkout(grant, now, None)
 
     async def _acquire(self, timeout: float | None) -> Any:
         if self._closed:
@@ -604,598 +482,200 @@ class Pool:
         if not self._started:
             self._start()
         if timeout is _UNSET:
-            timeout = self._timeout
-        loop = self._loop
-        assert loop is not None
+            timeout = self._options.timeout
+        clock, ping_after = self._clock, self._ping_after
         deadline: float | None = None
         began: float | None = None  # set once this acquire must wait or do I/O
         try:
             while True:
-                grant = self._grant()
-                needs_io = grant.__class__ is not _Entry or self._pre_ping_after is not None
-                if began is None and needs_io:
-                    began = loop.time()
+                now = clock.now()
+                grant = self._grant(now, no_io=False)
+                if began is None and (grant.__class__ is not Entry or ping_after is not None):
+                    began = now
                     if timeout is not None:
-                        deadline = began + timeout
+                        deadline = now + timeout
                 if grant is None:
-                    grant = await self._wait(deadline, timeout)
-                    if self._closed:
-                        # Handed over in the same loop pass as close() began.
+                    fut = self._waiters.add(deadline)
+                    try:
+                        grant = await fut
+                    except BaseException:
+                        # The accept handshake: whatever reached the future
+                        # before we could take it goes back, so a timed-out or
+                        # cancelled waiter leaks nothing.
+                        if fut.done() and not fut.cancelled() and fut.exception() is None:
+                            self._decline(fut.result())
+                        else:
+                            self._waiters.withdraw(fut)
+                        raise
+                    finally:
+                        self._waiters.done_waiting(fut)
+                    if self._closed:  # handed over in the same loop pass as close() began
                         self._decline(grant)
                         raise PoolClosed(f"pool {self._name} closed while waiting")
                 if grant is _SLOT:
-                    entry = await self._open_reserved(deadline, timeout)
-                    return self._hand_out(entry, began)
-                assert isinstance(grant, _Entry)
-                if self._pre_ping_after is not None and not await self._ping_ok(
-                    grant, deadline, timeout
-                ):
+                    entry = await self._open_slot(deadline)
+                    self._in_use[entry.conn] = entry
+                elif not isinstance(grant, Entry):
+                    raise AssertionError(f"unexpected grant {grant!r}")
+                elif ping_after is not None and not await self._ping_ok(grant, deadline):
                     continue
-                return self._hand_out(grant, began)
-        except PoolTimeout:
+                else:
+                    entry = grant
+                return self._checkout(entry, clock.now(), began)
+        except DeadlineExceeded as exc:
             self._timeouts += 1
             if began is not None:
-                self._wait_time += loop.time() - began
-            raise
+                self._wait_time += clock.now() - began
+            limit = ""
+            if exc.doing == "waiting for a connection":
+                limit = (
+                    f": all {self._slots} connections in use (pool_size={self._pool_size}"
+                    f" + max_overflow={self._options.max_overflow}),"
+                    f" {self._waiters.waiting()} waiting"
+                )
+            raise PoolTimeout(
+                f"acquire timed out after {timeout} s {exc.doing}{limit}; pool {self._name}"
+            ) from None
 
-    def _grant(self) -> _Entry | _SlotGrant | None:
-        """Take an idle connection, or reserve a slot, or say "wait" (None).
+    def _grant(self, now: float, *, no_io: bool) -> Entry | _SlotGrant | None:
+        """Take a usable idle connection (checked out), or reserve a slot
+        (not with ``no_io``), or say "wait" (None).
 
-        Idle connections that are dead or past recycle/max_lifetime are closed
-        on the way. Only called when no live waiter is queued ahead (the
-        idle-implies-no-waiter invariant guarantees it for the idle queue, and
-        a free slot with a live waiter is always transferred at once).
+        Idle connections that are dead or too old are closed on the way;
+        with ``no_io``, one that ``pre_ping`` would ping stops the search.
+        Only called when no live waiter is queued ahead: the idle queue is
+        empty while anyone waits, and a free slot is always handed to a
+        waiter at once.
         """
-        entry = self._take_idle()
-        if entry is not None:
-            return entry
-        if self._max is None or self._slots < self._max:
-            self._slots += 1
-            self._opening += 1
-            return _SLOT
-        return None
-
-    def _take_idle(self) -> _Entry | None:
-        """Check out the first usable idle connection, closing unusable ones.
-
-        The caller pings it if ``pre_ping`` asks, then hands it out. (The
-        no-I/O case, _checkout_now, does the same in one call: keep in step.)
-        """
-        items, get = self._idle_items, self._idle_get
-        recycle, lifetime = self._recycle, self._max_lifetime
-        now = time.monotonic()  # (no await in this loop)
-        while items:
-            entry = get()
-            # _retire_reason, inlined: this runs on every checkout, and two
-            # calls fewer are ~10% of its cost (callgrind). Keep them in step.
-            if (
-                not wire.socket_is_dead(entry.conn)
-                and (recycle is None or now - entry.stamp < recycle)
-                and (lifetime is None or now - entry.opened_at < lifetime)
-            ):
-                self._in_use[entry.conn] = entry
-                entry.stamp = now  # checked out now (recycle counts from here)
-                return entry
-            self._retire(entry, self._retire_reason(entry, now) or "unusable")
-            self._slots -= 1
-        return None
-
-    def _checkout_now(self) -> Any:
-        """The fast path of acquire: an idle connection that needs no I/O (no
-        ping: used within ``pre_ping``'s threshold), checked out, else None.
-
-        No coroutine, no await. The one place for a checkout without I/O: it
-        is _take_idle then _hand_out (began=None) in one call, with the
-        socket test and the checkout marker asked of the driver in one call
-        too, because it runs on every ``async with pool.acquire()``: the
-        three calls saved are ~9% of an acquire+release (callgrind:
-        benchmarks/hotpath.py). Keep it in step with those two.
-        """
-        if not self._checkout_without_io:
-            return None
-        items, get = self._idle_items, self._idle_get
-        recycle, lifetime = self._recycle, self._max_lifetime
-        ping_after = self._pre_ping_after
-        now = time.monotonic()  # (no await in this loop)
-        while items:
-            if ping_after is not None:
-                head: _Entry = items[-1] if self._lifo else items[0]  # type: ignore[index]
+        idle, ping_after = self._idle, self._ping_after
+        while idle:
+            if no_io and ping_after is not None:
+                head = idle[-1] if self._options.lifo else idle[0]
                 if now - head.idle_since >= ping_after:
-                    return None  # the slow path pings it first
-            entry = get()
-            conn = entry.conn
-            marker = wire.checkout_marker(conn)  # UNFIT: the socket is dead
-            # The age test is _age_reason's (see _take_idle).
-            if (
-                marker is not wire.UNFIT
-                and (recycle is None or now - entry.stamp < recycle)
-                and (lifetime is None or now - entry.opened_at < lifetime)
-            ):
-                self._in_use[conn] = entry
-                entry.stamp = now  # checked out now (recycle counts from here)
-                entry.returning = False
-                entry.checkout_marker = marker
-                self._acquires += 1
-                if self._on_checkout is not None or self._leak_timeout is not None:
-                    self._checkout_extras(entry)
-                return conn
-            self._retire(entry, self._retire_reason(entry, now) or "unusable")
-            self._slots -= 1
-        return None
-
-    async def _wait(self, deadline: float | None, timeout: float | None) -> _Entry | _SlotGrant:
-        loop = self._loop
-        assert loop is not None
-        fut: asyncio.Future[Any] = loop.create_future()
-        own_timer = None
-        if deadline is not None:
-            if deadline >= self._last_shared_deadline:
-                self._shared_deadlines[fut] = (deadline, timeout)
-                self._last_shared_deadline = deadline
-                expiry = self._expiry
-                if expiry is None or expiry.when() > deadline:
-                    if expiry is not None:
-                        expiry.cancel()
-                    self._expiry = loop.call_at(deadline, self._expire_due)
-            else:
-                # A shorter timeout than a waiter queued before it: out of the
-                # shared timer's order, so it gets a timer of its own.
-                own_timer = loop.call_at(deadline, self._expire, fut, timeout)
-        self._waiters.append(fut)
-        try:
-            grant: _Entry | _SlotGrant = await fut
-            return grant
-        except BaseException:
-            # The accept handshake: whatever reached the future before we could
-            # take it goes back, so a timed-out or cancelled waiter leaks nothing.
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self._decline(fut.result())
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(fut)
-            raise
-        finally:
-            if own_timer is not None:
-                own_timer.cancel()
-            shared = self._shared_deadlines
-            if shared.pop(fut, None) is not None and not shared:
-                self._last_shared_deadline = -math.inf
-
-    def _expire_due(self) -> None:
-        """The shared timer: fail every waiter whose deadline has passed.
-
-        Waiters on it were queued with non-decreasing deadlines, so the scan
-        from the oldest stops at the first one still in time, and the timer
-        is set again for it. (One timer for all waiters, instead of one per
-        wait: under load thousands of cancelled timers would pile up in the
-        loop's heap.)
-        """
-        self._expiry = None
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        shared = self._shared_deadlines
-        for fut in self._waiters:
-            due = shared.get(fut)
-            if due is None or fut.done():
-                continue
-            deadline, timeout = due
-            if deadline > now:
-                self._expiry = loop.call_at(deadline, self._expire_due)
-                return
-            fut.set_exception(self._timeout_error(timeout, "waiting for a connection"))
-
-    def _expire(self, fut: asyncio.Future[Any], timeout: float | None) -> None:
-        if not fut.done():
-            fut.set_exception(self._timeout_error(timeout, "waiting for a connection"))
-
-    def _decline(self, grant: _Entry | _SlotGrant) -> None:
-        if grant is _SLOT:
-            self._opening -= 1
+                    return None  # acquire() pings it first
+            entry = self._idle_get()
+            reason = self._aging.unfit_idle(entry, now)
+            if reason is None:
+                self._in_use[entry.conn] = entry
+                return entry
+            self._retire(entry, reason)
             self._free_slot()
-        else:
-            assert isinstance(grant, _Entry)
+        if no_io or (self._max is not None and self._slots >= self._max):
+            return None
+        self._slots += 1
+        self._opening += 1
+        return _SLOT
+
+    def _checkout(self, entry: Entry, now: float, began: float | None) -> Any:
+        """Hand ``entry`` (already in ``_in_use``) to its acquirer."""
+        conn = entry.conn
+        entry.stamp = now  # recycle counts from the last checkout
+        entry.returning = False
+        entry.checkout_marker = self._driver.result_marker(conn)
+        self._acquires += 1
+        if began is not None:
+            self._wait_time += now - began
+        self._hooks.checked_out(conn)
+        if self._leaks is not None:
+            self._leaks.watch(entry)
+        return conn
+
+    def _decline(self, grant: Entry | _SlotGrant) -> None:
+        """Give back what was handed to a waiter that can't take it."""
+        if isinstance(grant, Entry):
             del self._in_use[grant.conn]
             self._offer(grant)
+        else:
+            self._opening -= 1
+            self._free_slot()
 
-    async def _open_reserved(self, deadline: float | None, timeout: float | None) -> _Entry:
-        """Open a connection into the slot this acquirer holds."""
+    async def _open_slot(self, deadline: float | None) -> Entry:
+        """Open a connection into a slot the caller reserved (not yet in
+        ``_in_use``); the slot is given back on any failure."""
         try:
-            conn, host = await self._connect(deadline, timeout)
+            conn, host = await self._connector.connect(deadline)
         except BaseException:
             self._opening -= 1
             self._free_slot()
             raise
         self._opening -= 1
-        entry = self._new_entry(conn, host)
+        entry = self._register(conn, host)
         if self._closed:
-            self._close(entry, "pool closed", graceful=True)
+            self._retire(entry, "pool closed")
             self._free_slot()
             raise PoolClosed(f"pool {self._name} closed while a connection was opening")
-        self._in_use[conn] = entry
         return entry
 
-    def _new_entry(self, conn: Any, host: Host) -> _Entry:
+    def _register(self, conn: Any, host: Host) -> Entry:
+        """A connection just opened becomes the pool's."""
         self._opened_total += 1
         self._known.add(conn)
         host.open += 1
-        if self._on_connect is not None:
-            self._call_hook("on_connect", self._on_connect, conn)
-        return _Entry(conn, host, time.monotonic())
+        self._hooks.connected(conn)
+        return Entry(conn, host, self._clock.now())
 
-    def _call_hook(self, hook_name: str, hook: Callable[..., None], *args: Any) -> None:
-        # A tracing hook that fails must not break the pool's bookkeeping.
-        try:
-            hook(*args)
-        except Exception:
-            logger.exception("pool %s: %s hook raised; ignored", self._name, hook_name)
-
-    async def _connect(
-        self, deadline: float | None = None, timeout: float | None = None
-    ) -> tuple[Any, Host]:
-        """Open a connection within the acquire's deadline: the pool's one way in.
-
-        With several hosts, tries them in the policy's order (see
-        :meth:`HostSet.candidates`), marking each that fails down, under one
-        deadline; a host that doesn't answer gets at most half the time left
-        while others remain to be tried.
-        """
-        hostset = self._hostset
-        if not self._multi:
-            host = hostset.hosts[0]
-            opening = self._open_on(host)
-            conn, state = await self._bounded(opening, deadline, timeout, "opening a connection")
-            if state is not None:
-                refusal = self._turn_away(host, conn, state)
-                if refusal is not None:
-                    raise NoServerAvailable(f"pool {self._name}: {host.label}: {refusal}")
-                hostset.mark_up(host, state)
-            return conn, host
-        loop = self._loop
-        assert loop is not None
-        tried: set[Host] = set()
-        errors: list[str] = []
-        last_error: BaseException | None = None
-        fallback: tuple[Any, Host] | None = None  # prefer_replica: a primary, if no replica
-        try:
-            while True:
-                # Asked again after each failure: other acquires may have
-                # changed the loads (and the health) since.
-                candidates = [
-                    host
-                    for host in hostset.candidates(time.monotonic())
-                    if host not in tried and not (fallback is not None and host.role == "primary")
-                ]
-                if not candidates:
-                    break
-                host = candidates[0]
-                tried.add(host)
-                others_left = len(candidates) > 1
-                limit = self._attempt_limit(deadline, others_left, loop)
-                if limit is not None and limit <= 0:
-                    raise self._timeout_error(timeout, "opening a connection")
-                host.opening += 1
-                try:
-                    conn, state = await _within(self._open_on(host), limit)
-                except (asyncio.TimeoutError, TimeoutError):
-                    self._host_failed(host, "connect timed out")
-                    if deadline is not None and loop.time() >= deadline:
-                        raise self._timeout_error(timeout, "opening a connection") from None
-                    errors.append(f"{host.label}: connect timed out")
-                    continue
-                except Exception as exc:
-                    self._host_failed(host, f"connect failed: {_brief(exc)}")
-                    errors.append(f"{host.label}: {_brief(exc)}")
-                    last_error = exc
-                    continue
-                finally:
-                    host.opening -= 1
-                assert state is not None
-                refusal = self._turn_away(host, conn, state)
-                if refusal is not None:
-                    errors.append(f"{host.label}: {refusal}")
-                    continue
-                if (
-                    hostset.target == "prefer_replica"
-                    and state.role == "primary"
-                    and fallback is None
-                    and others_left
-                    and hostset.replica_may_be_up(time.monotonic())
-                ):
-                    host.role = state.role
-                    fallback = (conn, host)  # kept while the others are asked
-                    continue
-                self._host_answered(host, state)
-                if fallback is not None:
-                    wire.close_connection(fallback[0], graceful=True)
-                    fallback = None
-                return conn, host
-        except BaseException:
-            if fallback is not None:
-                wire.close_connection(fallback[0], graceful=True)
-            raise
-        if fallback is not None:
-            conn, host = fallback
-            self._host_answered(host, None)
-            return conn, host
-        raise NoServerAvailable(
-            f"pool {self._name}: no server could be used: " + "; ".join(errors)
-        ) from last_error
-
-    def _attempt_limit(
-        self, deadline: float | None, others_left: bool, loop: asyncio.AbstractEventLoop
-    ) -> float | None:
-        """How long one host may take to connect: never all the time left
-        while another host could still answer."""
-        remaining = None if deadline is None else deadline - loop.time()
-        if not others_left:
-            return remaining
-        cap = self._params.connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
-        return cap if remaining is None else min(cap, remaining / 2)
-
-    async def _open_on(self, host: Host) -> tuple[Any, ServerState | None]:
-        """Open one connection to ``host``; the first one also resolves
-        ``recycle="auto"``; with several hosts or a target, read its state."""
-        conn = await wire.open_connection(host.params, self._init)
-        try:
-            if self._recycle_auto and not host.wait_timeout_read:
-                # Each server's first connection: the servers of a list may
-                # differ, and recycle must stay below the lowest.
-                wait_timeout = await wire.read_wait_timeout(conn)
-                host.wait_timeout_read = True
-                recycle = auto_recycle(wait_timeout)
-                if self._recycle is None or recycle < self._recycle:
-                    self._recycle = recycle
-                    logger.debug(
-                        "pool %s: %s has wait_timeout %s s; recycle set to %s s",
-                        self._name,
-                        host.label,
-                        wait_timeout,
-                        self._recycle,
-                    )
-            state = await read_server_state(conn) if self._check_state else None
-        except BaseException:
-            wire.close_connection(conn, graceful=False)
-            raise
-        return conn, state
-
-    # ----------------------------------------------------------- host health
-
-    def _turn_away(self, host: Host, conn: Any, state: ServerState) -> str | None:
-        """Why a new connection's server can't serve this pool now (wrong role,
-        Galera node not ready), having closed it and marked its host down; or
-        None when it can."""
-        refusal = self._hostset.refusal(state)
-        if refusal is None:
-            return None
-        wire.close_connection(conn, graceful=True)
-        host.role = state.role
-        if self._multi:
-            self._host_failed(host, refusal, answering=not state.ready)
-        else:  # nowhere else to go: only the stats say so
-            self._hostset.mark_down(host, refusal, time.monotonic())
-        return refusal
-
-    def _host_failed(self, host: Host, reason: str, *, answering: bool = False) -> None:
-        """Mark ``host`` down; when it was up, close its idle connections (all
-        suspect) and start probing it. Only with several hosts.
-
-        ``answering``: the server answered but can't serve yet (a Galera node
-        catching up): retried soon, without a growing backoff."""
-        if not self._multi:
-            return
-        if self._hostset.mark_down(host, reason, time.monotonic(), answering=answering):
-            logger.warning(
-                "pool %s: host %s is down (%s); trying again in %.1f s",
-                self._name,
-                host.label,
-                reason,
-                max(0.0, host.retry_at - time.monotonic()),
-            )
-            self._close_idle_on(host, "host down")
-        self._ensure_prober()
-
-    def _note_host_trouble(self, host: Host, conn: Any, exc: BaseException | None) -> None:
-        """A returned connection was lost, or its Galera node said it isn't ready."""
-        if exc is not None and is_node_not_ready(exc):
-            self._host_failed(host, _brief(exc), answering=True)
-        elif exc is not None and wire.is_connection_lost(exc):
-            self._host_failed(host, _brief(exc))
-        elif wire.socket_is_dead(conn):
-            self._host_failed(host, "connection lost")
-
-    def _host_answered(self, host: Host, state: ServerState | None) -> None:
-        if self._hostset.mark_up(host, state):
-            logger.warning("pool %s: host %s is up again", self._name, host.label)
-
-    def _close_idle_on(self, host: Host, reason: str) -> None:
-        items, keep = self._idle_items, []
-        while len(items):
-            entry = self._idle_get()
-            if entry.host is host:
-                self._retire(entry, reason)
-                self._slots -= 1
-            else:
-                keep.append(entry)
-        for entry in reversed(keep) if self._lifo else keep:
-            self._idle_put(entry)
-        self._note_drained()
-
-    def _ensure_prober(self) -> None:
-        if self._prober is None and self._started and not self._closed:
-            self._prober = asyncio.get_running_loop().create_task(
-                self._probe_down_hosts(), name=f"mysqlpool host prober {self._name}"
-            )
-
-    async def _probe_down_hosts(self) -> None:
-        """Try each host that is down when its backoff runs out, until all are up.
-
-        A host rejoins without waiting for an acquire to need a new
-        connection; the probe's connection is kept if the pool has room.
-        """
-        hostset = self._hostset
-        try:
-            while not self._closed:
-                retry_at = hostset.next_retry()
-                if retry_at is None:
-                    return
-                delay = retry_at - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                for host in hostset.due(time.monotonic()):
-                    await self._probe(host)
-        finally:
-            self._prober = None
-
-    async def _probe(self, host: Host) -> None:
-        limit = self._params.connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
-        host.opening += 1
-        try:
-            conn, state = await _within(self._open_on(host), limit)
-        except Exception as exc:
-            self._host_failed(host, f"connect failed: {_brief(exc)}")
-            return
-        finally:
-            host.opening -= 1
-        assert state is not None
-        if self._turn_away(host, conn, state) is not None:
-            return
-        self._host_answered(host, state)
-        if self._closed:
-            wire.close_connection(conn, graceful=True)
-            return
-        if (self._max is None or self._slots < self._max) and len(
-            self._idle_items
-        ) < self._pool_size:
-            self._slots += 1
-            self._offer(self._new_entry(conn, host))
-            return
-        # A full pool: the probe's connection takes the place of an idle one
-        # the policy no longer wants there, so an idle pool moves back too.
-        misplaced = next(
-            (
-                entry
-                for entry in cast("Iterable[_Entry]", self._idle_items)
-                if not self._hostset.preferred(entry.host)
-            ),
-            None,
-        )
-        if misplaced is None:
-            wire.close_connection(conn, graceful=True)
-            return
-        self._idle_items.remove(misplaced)  # type: ignore[attr-defined]
-        self._retire(misplaced, "rebalance")
-        self._idle_put(self._new_entry(conn, host))
-
-    async def _ping_ok(self, entry: _Entry, deadline: float | None, timeout: float | None) -> bool:
-        """Ping a connection idle past the threshold; a dead one is discarded."""
-        threshold = self._pre_ping_after
+    async def _ping_ok(self, entry: Entry, deadline: float | None) -> bool:
+        """Ping a checked-out connection idle past ``pre_ping``'s threshold;
+        False (it is closed) when the ping fails."""
+        clock, threshold = self._clock, self._ping_after
         assert threshold is not None
-        if time.monotonic() - entry.idle_since < threshold:
+        if clock.now() - entry.idle_since < threshold:
             return True
         try:
-            await self._bounded(wire.ping(entry.conn), deadline, timeout, "pinging a connection")
+            await bounded(self._driver.ping(entry.conn), deadline, clock, "pinging a connection")
+        except DeadlineExceeded:
+            self._check_in(entry, "ping failed")
+            raise
         except Exception as exc:
-            del self._in_use[entry.conn]
-            self._retire(entry, "ping failed")
-            self._free_slot()
-            if not isinstance(exc, PoolTimeout):
-                self._host_failed(entry.host, f"ping failed: {_brief(exc)}")
-            if isinstance(exc, PoolTimeout):
-                raise
+            self._check_in(entry, "ping failed")
+            self._health.failed(entry.host, f"ping failed: {brief(exc)}")
             logger.info("pool %s: discarded a connection that failed its ping: %s", self._name, exc)
             return False
         except BaseException:
-            del self._in_use[entry.conn]
-            self._retire(entry, "cancelled during ping")
-            self._free_slot()
+            self._check_in(entry, "cancelled during ping")
             raise
         return True
 
-    async def _bounded(
-        self, coro: Awaitable[Any], deadline: float | None, timeout: float | None, doing: str
-    ) -> Any:
-        """Await one I/O step within the acquire deadline (PoolTimeout past it)."""
-        if deadline is None:
-            return await coro
-        assert self._loop is not None
-        remaining = deadline - self._loop.time()
-        if remaining <= 0:
-            if asyncio.iscoroutine(coro):
-                coro.close()
-            raise self._timeout_error(timeout, doing)
-        try:
-            return await _within(coro, remaining)
-        except asyncio.TimeoutError:
-            raise self._timeout_error(timeout, doing) from None
-
-    def _hand_out(self, entry: _Entry, began: float | None) -> Any:
-        """Check out ``entry`` to the acquirer. (_checkout_now does the same
-        for an idle connection that needs no I/O: keep in step.)"""
-        entry.stamp = time.monotonic()
-        entry.returning = False
-        conn = entry.conn
-        entry.checkout_marker = wire.result_marker(conn)
-        self._acquires += 1
-        if began is not None and self._loop is not None:
-            self._wait_time += self._loop.time() - began
-        if self._on_checkout is not None or self._leak_timeout is not None:
-            self._checkout_extras(entry)
-        return conn
-
-    def _checkout_extras(self, entry: _Entry) -> None:
-        """What a checkout does when configured: on_checkout, the leak timer."""
-        if self._on_checkout is not None:
-            self._call_hook("on_checkout", self._on_checkout, entry.conn)
-        if self._leak_timeout is not None and self._loop is not None:
-            entry.acquired_at = _caller_stack()
-            entry.leak_handle = self._loop.call_later(self._leak_timeout, self._report_leak, entry)
-
-    def _report_leak(self, entry: _Entry) -> None:
-        entry.leak_handle = None
-        stack = "".join(entry.acquired_at or ())
-        logger.warning(
-            "pool %s: a connection has been checked out for more than %s s "
-            "(possible leak); acquired at:\n%s",
-            self._name,
-            self._leak_timeout,
-            stack,
-        )
-
-    def _timeout_error(self, timeout: float | None, doing: str) -> PoolTimeout:
-        if doing == "waiting for a connection":
-            limit = (
-                f": all {self._slots} connections in use (pool_size={self._pool_size}"
-                f" + max_overflow={self._max_overflow}), {len(self._waiters)} waiting"
-            )
-        else:
-            limit = ""
-        return PoolTimeout(f"acquire timed out after {timeout} s {doing}{limit}; pool {self._name}")
-
     # -------------------------------------------------------------- release
 
-    async def release(self, conn: Any) -> None:
-        """Give back a connection from ``await pool.acquire()``.
+    async def release(
+        self, conn: Any, *, discard: bool = False, error: BaseException | None = None
+    ) -> None:
+        """Give back a connection from ``await pool.acquire()`` (or :meth:`try_acquire`).
+
+        Args:
+            discard: close it instead of reusing it (its holder knows it is
+                unfit: an ORM invalidated it, a session setting can't be undone).
+            error: what ended its holder's use, if anything: a connection-loss
+                error or an interruption (cancellation, timeout) discards it,
+                since its protocol state can't be trusted.
 
         Raises:
             PoolError: ``conn`` did not come from this pool, or was already
                 released.
         """
-        entry = self._begin_release(conn, None)
-        if entry is not None:
-            await self._reset_and_check_in(entry)
+        entry = self._verdict(conn, discard, error)
+        if entry is None:
+            return
+        reason = None
+        try:
+            if self._reset_mode == "rollback":
+                await self._driver.rollback(conn)
+            else:
+                await self._driver.reset_session(conn, self._params, self._init)
+        except Exception as reset_error:
+            reason = "reset failed"
+            logger.info(
+                "pool %s: discarded a connection whose reset failed: %s", self._name, reset_error
+            )
+        except BaseException:
+            self._check_in(entry, "cancelled during reset")
+            raise
+        self._check_in(entry, reason)
 
-    async def _release(self, conn: Any, exc: BaseException | None) -> None:
-        entry = self._begin_release(conn, exc)
-        if entry is not None:
-            await self._reset_and_check_in(entry)
-
-    def _begin_release(self, conn: Any, exc: BaseException | None) -> _Entry | None:
-        """Take a connection back; finish now unless it needs a reset round trip.
-
-        Returns the entry when the caller must ``await _reset_and_check_in``,
-        None when the connection's fate is already decided (no I/O needed).
-        """
+    def _verdict(self, conn: Any, discard: bool, error: BaseException | None) -> Entry | None:
+        """Take a connection back and decide it now, unless it needs a reset
+        first: then return its entry for the caller to reset and check in."""
         entry = self._in_use.get(conn)
         if entry is None or entry.returning:
             if entry is not None or conn in self._known:
@@ -1204,269 +684,172 @@ class Pool:
                 state = "was not acquired from"
             raise PoolError(f"connection {id(conn):#x} {state} pool {self._name}")
         entry.returning = True
-        if entry.leak_handle is not None:
-            entry.leak_handle.cancel()
-            entry.leak_handle = None
-        if self._on_checkin is not None:
-            self._call_hook("on_checkin", self._on_checkin, conn)
-        if exc is None and wire.clean_after_use(conn):
-            # The common return, in one test: open, nothing unread, no
-            # transaction. Its fate is _check_in's (only reset_on_return=
-            # "reset" has I/O to do first); below, the same questions one by one.
-            if self._reset_mode == "reset" and not self._closed:
-                return entry
-            self._check_in(entry, None)
-            return None
-        reason = self._unknown_state_reason(conn, exc)
-        if self._multi:
-            self._note_host_trouble(entry.host, conn, exc)
-        if reason is not None and self._kill_query_on_cancel and wire.cancelled_mid_reply(conn):
-            # The holder stopped waiting for its statement's reply; the server
-            # is still running it. (Only a holder's statement: never the
-            # pool's own ping or reset.)
-            self._spawn(self._kill_query(entry.host.params, conn.thread_id()))
-        if reason is None and not self._closed:
+        if self._leaks is not None:
+            self._leaks.unwatch(entry)
+        self._hooks.checked_in(conn)
+        driver = self._driver
+        reason = unknown_state_reason(driver, conn, error)
+        if error is not None or reason is not None:
+            self._health.after_use(entry.host, conn, error)
+        if reason is not None:
+            if self._options.kill_query_on_cancel and driver.cancelled_mid_reply(conn):
+                # The holder stopped waiting for its statement's reply; the
+                # server is still running it. (Only a holder's statement: never
+                # the pool's own ping or reset.)
+                self._side_tasks.spawn(
+                    kill_query(driver, entry.host.params, driver.thread_id(conn), self._name),
+                    name=f"mysqlpool KILL QUERY {self._name}",
+                )
+        elif discard:
+            reason = _DISCARDED_ON_REQUEST
+        elif not self._closed:
             mode = self._reset_mode
             if mode == "reset" or (
-                mode == "rollback" and wire.needs_rollback(conn, entry.checkout_marker)
+                mode == "rollback" and driver.needs_rollback(conn, entry.checkout_marker)
             ):
                 return entry
         self._check_in(entry, reason)
         return None
 
-    async def _reset_and_check_in(self, entry: _Entry) -> None:
-        reason = None
-        try:
-            if self._reset_mode == "rollback":
-                await entry.conn.rollback()
-            else:
-                await wire.reset_session(entry.conn, self._params, self._init)
-        except Exception as reset_exc:
-            reason = "reset failed"
-            logger.info(
-                "pool %s: discarded a connection whose reset failed: %s", self._name, reset_exc
-            )
-        except BaseException:
-            self._check_in(entry, "cancelled during reset")
-            raise
-        self._check_in(entry, reason)
+    def _check_in(self, entry: Entry, reason: str | None) -> None:
+        """Decide the fate of a connection coming back. The only place that does.
 
-    def _unknown_state_reason(self, conn: Any, exc: BaseException | None) -> str | None:
-        """Why the connection's protocol state can't be trusted, if it can't."""
-        if wire.socket_is_dead(conn):
-            return "connection closed"
-        if exc is not None:
-            if wire.is_connection_lost(exc):
-                return f"connection lost ({type(exc).__name__})"
-            if isinstance(exc, _INTERRUPTIONS) or not isinstance(exc, Exception):
-                # The holder stopped mid-statement, maybe: the reply may be half read.
-                return f"holder interrupted ({type(exc).__name__})"
-        if wire.has_unread_result(conn):
-            return "unread result"
-        return None
-
-    def _check_in(self, entry: _Entry, reason: str | None) -> None:
-        """Decide the fate of a returned connection. The only place that does.
-
-        Closed (slot freed for a waiter) when the pool is closing, its state
-        is unknown, or it is past recycle/max_lifetime; else handed to the
-        oldest waiter; else queued if the queue has room; else closed as
-        overflow.
+        Closed, and its slot freed for a waiter, when ``reason`` says so, the
+        pool is closing, it is past recycle/max_lifetime, or its host is down
+        or no longer where the policy wants it; else handed to the oldest
+        waiter, else queued if the queue has room, else closed as overflow.
         """
         del self._in_use[entry.conn]
-        if reason is not None:
-            self._retire(entry, reason)
-            self._free_slot()
-            return
-        if self._closed:
-            self._close(entry, "pool closed", graceful=True)
-            self._free_slot()
-            return
-        now = time.monotonic()
-        # The socket was checked by the caller, with no await since; the age
-        # test is _age_reason's, inlined for the hot path (keep them in step).
-        recycle, lifetime = self._recycle, self._max_lifetime
-        if (recycle is not None and now - entry.stamp >= recycle) or (
-            lifetime is not None and now - entry.opened_at >= lifetime
-        ):
-            self._retire(entry, self._age_reason(entry, now) or "aged")
-            self._free_slot()
-            return
-        if self._multi and not self._hostset.preferred(entry.host):
-            # Its host went down, or a better one is up (see HostSet.preferred).
-            self._retire(entry, "rebalance" if entry.host.up else "host down")
-            self._free_slot()
-            return
-        entry.idle_since = now
-        if not self._waiters and len(self._idle_items) < self._pool_size:
-            self._idle_put(entry)  # the common case of _offer, without the call
-        else:
-            self._offer(entry)
+        if reason is None:
+            if self._closed:
+                reason = "pool closed"
+            else:
+                now = self._clock.now()
+                reason = self._aging.expired(entry, now)
+                if (
+                    reason is None
+                    and self._health.multi
+                    and not self._hostset.preferred(entry.host)
+                ):
+                    # Its host went down, or a better one is up.
+                    reason = "rebalance" if entry.host.up else "host down"
+                if reason is None:
+                    entry.idle_since = now
+                    self._offer(entry)
+                    return
+        self._retire(entry, reason)
+        self._free_slot()
 
-    def _offer(self, entry: _Entry) -> None:
+    def _offer(self, entry: Entry) -> None:
         """A healthy connection is free: oldest waiter, else the queue, else close."""
-        waiter = self._next_waiter()
+        waiter = self._waiters.pop()
         if waiter is not None:
             self._in_use[entry.conn] = entry
             waiter.set_result(entry)
-        elif len(self._idle_items) < self._pool_size and not self._closed:
-            self._idle_put(entry)
+        elif len(self._idle) < self._pool_size and not self._closed:
+            self._idle.append(entry)
         else:
-            self._close(entry, "pool full" if not self._closed else "pool closed", graceful=True)
+            self._retire(entry, "pool closed" if self._closed else "pool full")
             self._free_slot()
-
-    def _next_waiter(self) -> asyncio.Future[Any] | None:
-        waiters = self._waiters
-        while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                return fut
-        return None
 
     def _free_slot(self) -> None:
         """A slot was given up: the oldest waiter takes it over, else it is freed."""
-        waiter = None if self._closed else self._next_waiter()
+        waiter = None if self._closed else self._waiters.pop()
         if waiter is not None:
             self._opening += 1
             waiter.set_result(_SLOT)
-        else:
-            self._slots -= 1
-            self._note_drained()
+            return
+        self._slots -= 1
+        drained = self._drained
+        if self._closed and self._slots == 0 and drained is not None and not drained.done():
+            drained.set_result(None)
 
-    def _retire_reason(self, entry: _Entry, now: float) -> str | None:
-        if wire.socket_is_dead(entry.conn):
-            return "closed by the server"
-        return self._age_reason(entry, now)
-
-    def _age_reason(self, entry: _Entry, now: float) -> str | None:
-        """The age rules: recycle from the activity stamp, max_lifetime from the
-        open. (_take_idle, _checkout_now and _check_in inline the same test
-        on the hot path.)"""
-        if self._recycle is None and self._max_lifetime is None:
-            return None
-        if self._recycle is not None and now - entry.stamp >= self._recycle:
-            return "recycle"
-        if self._max_lifetime is not None and now - entry.opened_at >= self._max_lifetime:
-            return "max_lifetime"
-        return None
-
-    def _retire(self, entry: _Entry, reason: str) -> None:
-        """Close a connection and count why. (The caller frees the slot.)"""
-        aged = reason in _RETIRED_HEALTHY
-        if aged:
+    def _retire(self, entry: Entry, reason: str) -> None:
+        """Close a connection and count why. (The caller frees its slot.)"""
+        if reason in _RECYCLED:
             self._recycled_total += 1
-        else:
+        elif reason not in _NOT_COUNTED:
             self._discarded_total += 1
-        logger.debug("pool %s: closing a connection: %s", self._name, reason)
-        self._close(entry, reason, graceful=aged)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _kill_query(self, params: ConnectParams, thread_id: int) -> None:
-        """Stop the statement a cancelled holder left running on its server."""
-        try:
-            conn = await _within(wire.open_connection(params, None), _KILL_TIMEOUT)
-            try:
-                await asyncio.wait_for(conn.query(f"KILL QUERY {int(thread_id)}"), _KILL_TIMEOUT)
-            finally:
-                wire.close_connection(conn, graceful=True)
-        except Exception as exc:  # e.g. 1094: the statement already ended
-            logger.debug("pool %s: KILL QUERY %s failed: %s", self._name, thread_id, exc)
-
-    def _close(self, entry: _Entry, reason: str, *, graceful: bool) -> None:
-        if entry.leak_handle is not None:
-            entry.leak_handle.cancel()
-            entry.leak_handle = None
-        wire.close_connection(entry.conn, graceful=graceful)
+        graceful = reason in _RECYCLED or reason in _NOT_COUNTED or reason == _DISCARDED_ON_REQUEST
+        LeakDetector.unwatch(entry)
+        self._driver.close(entry.conn, graceful=graceful)
         entry.host.open -= 1
         self._closed_total += 1
-        if self._on_discard is not None:
-            self._call_hook("on_discard", self._on_discard, entry.conn, reason)
+        logger.debug("pool %s: closed a connection: %s", self._name, reason)
+        self._hooks.discarded(entry.conn, reason)
 
-    # --------------------------------------------------------------- reaper
-
-    def _reaper_period(self) -> float:
-        if self._reaper_interval is not None:
-            return self._reaper_interval
-        limits = [x for x in (self._recycle, self._max_lifetime) if x is not None]
-        if not limits:
-            return 60.0
-        return min(max(min(limits) / 4, 0.05), 60.0)
-
-    async def _reap_forever(self) -> None:
-        failures = 0  # refills failed in a row
-        retry_at = 0.0  # no refill before this (monotonic): backoff while the server is away
-        while True:
-            await asyncio.sleep(self._reaper_period())
-            try:
-                self._reap_idle()
-                if time.monotonic() >= retry_at:
-                    if await self._fill_min_size(raise_errors=False):
-                        failures = 0
-                    else:
-                        failures += 1
-                        retry_at = time.monotonic() + refill_backoff(failures)
-            except Exception:
-                logger.exception("pool %s: reaper pass failed; retrying next pass", self._name)
-
-    def _reap_idle(self) -> None:
-        """Close idle connections that are dead or past recycle/max_lifetime."""
-        now = time.monotonic()
-        keep = []
-        while len(self._idle_items):
-            entry = self._idle_get()
-            reason = self._retire_reason(entry, now)
+    def _retire_idle(self, reason_for: Callable[[Entry, float], str | None]) -> None:
+        """Close the idle connections for which ``reason_for(entry, now)``
+        gives a reason; the others keep their order."""
+        now = self._clock.now()
+        kept: list[Entry] = []
+        gone: list[tuple[Entry, str]] = []
+        for entry in self._idle:
+            reason = reason_for(entry, now)
             if reason is None:
-                keep.append(entry)
+                kept.append(entry)
             else:
-                self._retire(entry, reason)
-                self._slots -= 1
-        # A LIFO queue hands its entries out newest first: put them back so
-        # the order is unchanged.
-        for entry in reversed(keep) if self._lifo else keep:
-            self._idle_put(entry)
+                gone.append((entry, reason))
+        if not gone:
+            return
+        self._idle.clear()
+        self._idle.extend(kept)
+        for entry, reason in gone:
+            self._retire(entry, reason)
+            self._free_slot()
+
+    # ------------------------------------------------------ background work
 
     async def _fill_min_size(self, *, raise_errors: bool) -> bool:
         """Open connections until ``min_size`` are open, all at once.
 
         Returns False when an open failed (and ``raise_errors`` is off).
         """
-        wanted = self._min_size - self._slots
+        wanted = self._options.min_size - self._slots
         if wanted <= 0 or self._closed:
             return True
         self._slots += wanted
         self._opening += wanted
-        results = await asyncio.gather(
-            *(self._open_spare() for _ in range(wanted)), return_exceptions=True
-        )
+
+        async def open_spare() -> None:
+            self._offer(await self._open_slot(None))
+
+        spares = [open_spare() for _ in range(wanted)]
+        results = await asyncio.gather(*spares, return_exceptions=True)
         ok = True
         for result in results:
             if isinstance(result, asyncio.CancelledError):
                 raise result
-            if isinstance(result, BaseException):
+            if isinstance(result, BaseException) and not isinstance(result, PoolClosed):
                 if raise_errors:
                     raise result
                 ok = False
                 logger.warning("pool %s: could not open a connection: %s", self._name, result)
         return ok
 
-    async def _open_spare(self) -> None:
-        try:
-            conn, host = await self._connect()
-        except BaseException:
-            self._opening -= 1
-            self._free_slot()
-            raise
-        self._opening -= 1
-        entry = self._new_entry(conn, host)
-        if self._closed:
-            self._close(entry, "cleared", graceful=True)
-            self._free_slot()
+    async def _adopt_probe(self, host: Host) -> None:
+        """The prober's turn on a host that is down: keep its connection if
+        the pool has room, or in place of an idle one the policy no longer
+        wants there, so an idle pool moves back too."""
+        conn = await self._connector.probe(host)
+        if conn is None:
             return
-        self._offer(entry)
+        if self._closed:
+            self._driver.close(conn, graceful=True)
+            return
+        if (self._max is None or self._slots < self._max) and len(self._idle) < self._pool_size:
+            self._slots += 1
+            self._offer(self._register(conn, host))
+            return
+        misplaced = next((e for e in self._idle if not self._hostset.preferred(e.host)), None)
+        if misplaced is None:
+            self._driver.close(conn, graceful=True)
+            return
+        self._idle.remove(misplaced)
+        self._retire(misplaced, "rebalance")
+        self._idle.append(self._register(conn, host))
+
+    # ---------------------------------------------------------- inspection
 
     @classmethod
     def from_env(cls, variable: str = "MYSQL_DSN", **options: Any) -> Pool:
@@ -1487,8 +870,6 @@ class Pool:
         except ValueError as exc:
             raise ValueError(f"{variable}: {exc}") from None
 
-    # ---------------------------------------------------------- inspection
-
     @property
     def name(self) -> str:
         """How logs, errors and stats name this pool (never shows the password)."""
@@ -1498,6 +879,11 @@ class Pool:
     def params(self) -> ConnectParams:
         """The connection parameters every connection is opened with."""
         return self._params
+
+    @property
+    def options(self) -> PoolOptions:
+        """The pool's options, checked, as it uses them."""
+        return self._options
 
     @property
     def size(self) -> int:
@@ -1512,35 +898,36 @@ class Pool:
     @property
     def recycle(self) -> float | None:
         """The recycle age in use (for ``"auto"``, None until the first connection)."""
-        return self._recycle
+        return self._aging.recycle
 
     def __len__(self) -> int:
         """Idle connections in the queue now."""
-        return self._idle.qsize()
+        return len(self._idle)
 
-    async def clear(self) -> None:
-        """Close every idle connection (checked-out ones are left alone)."""
-        while len(self._idle_items):
-            entry = self._idle_get()
-            self._close(entry, "pool closed", graceful=True)
-            self._slots -= 1
-        self._note_drained()
+    def clear(self) -> Awaitable[None]:
+        """Close every idle connection now (checked-out ones are left alone).
+
+        They count as recycled, with the reason ``"cleared"``. Returns an
+        awaitable that is already done, so ``await pool.clear()`` works too.
+        """
+        self._retire_idle(lambda entry, now: "cleared")
+        return _DONE
 
     def stats(self) -> PoolStats:
         """A snapshot of gauges and counters (see :class:`PoolStats`)."""
-        idle = self._idle.qsize()
-        in_use = len(self._in_use)
+        # tuple() copies in one step, so a scrape from another thread (a
+        # metrics server) never iterates a collection being changed.
+        idle = tuple(self._idle)
+        in_use = tuple(self._in_use.values())
         return PoolStats(
             name=self._name,
             pool_size=self._pool_size,
-            max_overflow=self._max_overflow,
-            open=idle + in_use,
-            idle=idle,
-            in_use=in_use,
+            max_overflow=self._options.max_overflow,
+            open=len(idle) + len(in_use),
+            idle=len(idle),
+            in_use=len(in_use),
             opening=self._opening,
-            # tuple() copies in one step, so a scrape from another thread
-            # (a metrics server) never iterates a deque being changed.
-            waiting=sum(1 for fut in tuple(self._waiters) if not fut.done()),
+            waiting=self._waiters.waiting(),
             opened=self._opened_total,
             closed=self._closed_total,
             recycled=self._recycled_total,
@@ -1549,29 +936,39 @@ class Pool:
             timeouts=self._timeouts,
             wait_time=self._wait_time,
             hosts=self._hostset.stats(
-                [entry.host for entry in tuple(cast("Iterable[_Entry]", self._idle_items))],
-                [entry.host for entry in tuple(self._in_use.values())],
+                [entry.host for entry in idle], [entry.host for entry in in_use], self._clock.now()
             ),
         )
 
-    def _check_invariants(self) -> None:
-        """Assert the bookkeeping is consistent (for tests)."""
-        idle = self._idle.qsize()
+    def check_invariants(self) -> None:
+        """Check that the pool's books balance; for tests and debugging.
+
+        Raises:
+            AssertionError: naming each inconsistency found.
+        """
+        idle, in_use = len(self._idle), len(self._in_use)
         problems = []
-        if self._slots != idle + len(self._in_use) + self._opening:
+        if self._slots != idle + in_use + self._opening:
             problems.append(
-                f"slots {self._slots} != idle {idle} + in_use {len(self._in_use)}"
-                f" + opening {self._opening}"
+                f"slots {self._slots} != idle {idle} + in_use {in_use} + opening {self._opening}"
             )
+        if self._opened_total - self._closed_total != idle + in_use:
+            problems.append(
+                f"opened {self._opened_total} - closed {self._closed_total}"
+                f" != idle {idle} + in_use {in_use}"
+            )
+        host_open = sum(host.open for host in self._hostset.hosts)
+        if host_open != idle + in_use:
+            problems.append(f"open per host {host_open} != idle {idle} + in_use {in_use}")
         if self._max is not None and self._slots > self._max:
             problems.append(f"slots {self._slots} > max {self._max}")
         if idle > self._pool_size:
             problems.append(f"idle {idle} > pool_size {self._pool_size}")
-        live_waiters = sum(1 for fut in self._waiters if not fut.done())
-        if live_waiters and idle:
-            problems.append(f"{live_waiters} waiting while {idle} idle")
-        if live_waiters and self._max is not None and self._slots < self._max:
-            problems.append(f"{live_waiters} waiting while a slot is free")
+        waiting = self._waiters.waiting()
+        if waiting and idle:
+            problems.append(f"{waiting} waiting while {idle} idle")
+        if waiting and self._max is not None and self._slots < self._max:
+            problems.append(f"{waiting} waiting while a slot is free")
         if self._opening < 0:
             problems.append(f"opening {self._opening} < 0")
         if self._closed and idle:
@@ -1603,7 +1000,7 @@ class _AcquireContext:
 
     async def __aenter__(self) -> Any:
         pool = self._pool
-        conn = pool._checkout_now() if self._timeout is _UNSET else None
+        conn = pool.try_acquire()
         if conn is None:
             conn = await pool._acquire(self._timeout)
         self._conn = conn
@@ -1616,10 +1013,21 @@ class _AcquireContext:
         tb: TracebackType | None,
     ) -> None:
         conn, self._conn = self._conn, None
-        pool = self._pool
-        entry = pool._begin_release(conn, exc)
-        if entry is not None:
-            await pool._reset_and_check_in(entry)
+        await self._pool.release(conn, error=exc)
+
+
+class _Done:
+    """An awaitable that is already done: what ``clear()`` returns, so that
+    code written when it was a coroutine (``await pool.clear()``) still works."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
 
 
 async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) -> Pool:
@@ -1629,77 +1037,6 @@ async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) ->
     return pool
 
 
-def _merge_dsn_options(given: dict[str, Any], from_dsn: dict[str, Any]) -> dict[str, Any]:
-    """Pool options from the DSN replace defaults; one set both ways must agree."""
-    merged = dict(given)
-    for option, value in from_dsn.items():
-        argument = given[option]
-        if argument != POOL_OPTION_DEFAULTS[option] and argument != value:
-            raise ValueError(
-                f"{option} is given both in the DSN ({value!r}) and as an argument ({argument!r})"
-            )
-        merged[option] = value
-    return merged
+def _host_down(entry: Entry, host: Host) -> str | None:
+    return "host down" if entry.host is host else None
 
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _caller_stack() -> list[str]:
-    """The current stack, minus the pool's own frames at its end: where acquire() was called."""
-    frames = traceback.extract_stack()
-    while frames and os.path.dirname(os.path.abspath(frames[-1].filename)) == _PACKAGE_DIR:
-        frames.pop()
-    return traceback.format_list(frames)
-
-
-async def _within(step: Awaitable[Any], seconds: float | None) -> Any:
-    """``asyncio.wait_for(step, seconds)``, for an I/O step of the pool.
-
-    When the caller is cancelled, wait_for cancels the step and waits for it;
-    aiomysql may turn that cancellation into an OperationalError, which
-    nobody would read, and asyncio would log "Task exception was never
-    retrieved". The step's outcome is read here instead.
-    """
-    if seconds is None:
-        return await step
-    task = asyncio.ensure_future(step)
-    task.add_done_callback(_read_outcome)
-    return await asyncio.wait_for(task, seconds)
-
-
-def _read_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-def _brief(exc: BaseException) -> str:
-    """An error in a few words for a host's down reason (drivers' messages
-    never contain the password)."""
-    text = " ".join(str(arg) for arg in exc.args) if exc.args else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number of seconds or None, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero) or value != value:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound} seconds or None, got {value!r}")
-    return float(value)
-
-
-def _pre_ping_threshold(pre_ping: object) -> float | None:
-    if pre_ping is True:
-        return DEFAULT_PRE_PING_AFTER
-    if pre_ping is False or pre_ping is None:
-        return None
-    return _check_seconds("pre_ping", pre_ping, allow_zero=True)

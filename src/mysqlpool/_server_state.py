@@ -9,18 +9,12 @@ ready answers every other statement with error 1047, but still answers these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiomysql
-import pymysql
+if TYPE_CHECKING:
+    from ._driver import Driver
 
-__all__ = [
-    "ER_NODE_NOT_READY",
-    "ServerState",
-    "is_node_not_ready",
-    "read_server_state",
-    "show_values",
-]
+__all__ = ["ER_NODE_NOT_READY", "ServerState", "read_server_state"]
 
 #: MariaDB/Galera: "WSREP has not yet prepared node for application use".
 ER_NODE_NOT_READY = 1047
@@ -50,9 +44,9 @@ class ServerState:
         return f"Galera node not ready ({self.galera_state or 'unknown state'})"
 
 
-async def read_server_state(conn: Any) -> ServerState:
+async def read_server_state(driver: Driver, conn: Any) -> ServerState:
     """Ask the server for its role and Galera state (one round trip, two on Galera)."""
-    variables = await show_values(
+    variables = await driver.show_values(
         conn,
         "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
         "('read_only', 'wsrep_on', 'wsrep_reject_queries')",
@@ -60,7 +54,7 @@ async def read_server_state(conn: Any) -> ServerState:
     read_only = variables.get("read_only", "OFF").upper() in ("ON", "1")
     if variables.get("wsrep_on", "OFF").upper() not in ("ON", "1"):
         return ServerState(read_only)
-    status = await show_values(
+    status = await driver.show_values(
         conn,
         "SHOW GLOBAL STATUS WHERE Variable_name IN "
         "('wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment')",
@@ -73,21 +67,3 @@ async def read_server_state(conn: Any) -> ServerState:
         status.get("wsrep_local_state") == _SYNCED
     )
     return ServerState(read_only, comment, ready)
-
-
-async def show_values(conn: Any, statement: str) -> dict[str, str]:
-    """A ``SHOW VARIABLES``/``SHOW STATUS`` result as ``{lowercase name: value}``."""
-    # A plain cursor whatever cursorclass the caller configured (DictCursor...).
-    async with conn.cursor(aiomysql.Cursor) as cur:
-        await cur.execute(statement)
-        rows = await cur.fetchall()
-    return {str(name).lower(): str(value) for name, value in rows}
-
-
-def is_node_not_ready(exc: BaseException | None) -> bool:
-    """The server said it is a Galera node that can't serve clients now (1047)."""
-    return (
-        isinstance(exc, pymysql.err.MySQLError)
-        and bool(exc.args)
-        and exc.args[0] == ER_NODE_NOT_READY
-    )

@@ -16,7 +16,9 @@ class HostStats:
     ``open``, ``idle`` and ``in_use`` count this pool's connections to it;
     ``failures`` counts the times it was marked down; ``role`` is
     ``"primary"`` or ``"replica"`` as last seen (None until a pool that
-    checks roles has connected to it).
+    checks roles has connected to it); ``retry_in`` is, for a host that is
+    down, the seconds left of its backoff before it is tried again (None
+    while it is up).
     """
 
     host: str
@@ -28,6 +30,7 @@ class HostStats:
     failures: int
     role: str | None = None
     down_reason: str | None = None
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""One deadline per acquire, and the I/O steps bounded by it.
+
+An acquire takes its deadline from the pool's clock once, when it first has
+to wait or do I/O, and every step after that (queueing, connecting to one
+host then another, pinging) gets only what is left of it. A step that runs
+out raises :class:`DeadlineExceeded`, which the pool turns into
+:class:`~mysqlpool.PoolTimeout` with the numbers that explain it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from ._clock import Clock
+
+__all__ = ["DeadlineExceeded", "bounded", "within"]
+
+
+class DeadlineExceeded(Exception):
+    """An acquire's deadline passed while it was ``doing`` something (internal)."""
+
+    def __init__(self, doing: str) -> None:
+        super().__init__(doing)
+        self.doing = doing
+
+
+async def within(step: Awaitable[Any], seconds: float | None) -> Any:
+    """``asyncio.wait_for(step, seconds)``, for an I/O step of the pool.
+
+    When the caller is cancelled, wait_for cancels the step and waits for it;
+    aiomysql may turn that cancellation into an OperationalError, which
+    nobody would read, and asyncio would log "Task exception was never
+    retrieved". The step's outcome is read here instead.
+    """
+    if seconds is None:
+        return await step
+    task = asyncio.ensure_future(step)
+    task.add_done_callback(_read_outcome)
+    return await asyncio.wait_for(task, seconds)
+
+
+def _read_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def bounded(step: Awaitable[Any], deadline: float | None, clock: Clock, doing: str) -> Any:
+    """Await one I/O step within ``deadline`` (on ``clock``; None: no limit).
+
+    Raises:
+        DeadlineExceeded: the deadline passed, before or during the step.
+    """
+    if deadline is None:
+        return await step
+    remaining = deadline - clock.now()
+    if remaining <= 0:
+        if asyncio.iscoroutine(step):
+            step.close()
+        raise DeadlineExceeded(doing)
+    try:
+        return await within(step, remaining)
+    except asyncio.TimeoutError:
+        raise DeadlineExceeded(doing) from None

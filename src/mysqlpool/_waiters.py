@@ -1,0 +1,153 @@
+"""The acquirers waiting for a connection, oldest first, and their deadlines.
+
+Each waiter is a future. The pool resolves the oldest one still waiting
+with what it hands over (a connection, or a slot to open one in); a waiter
+whose deadline passes gets :class:`~mysqlpool._deadline.DeadlineExceeded`.
+A waiter that stopped waiting (timed out, cancelled) is skipped, never
+handed anything.
+
+One timer serves every waiter whose deadline is not earlier than that of a
+waiter queued before it, which is all of them when they share a timeout:
+under load, thousands of per-waiter timers would pile up, cancelled, in
+the event loop's heap. A waiter with a shorter timeout than one queued
+before it gets a timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ._clock import Clock, Timer
+from ._deadline import DeadlineExceeded
+
+__all__ = ["WaiterQueue"]
+
+_WAITING = "waiting for a connection"
+
+
+class WaiterQueue:
+    """FIFO waiters with deadlines on ``clock``."""
+
+    __slots__ = ("_clock", "_last_shared", "_own_timers", "_queue", "_timer", "_timer_at")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        # (future, deadline) oldest first; the deadline is None when the
+        # shared timer does not watch it (no timeout, or an own timer).
+        # Resolved futures are dropped lazily, when they reach the front.
+        self._queue: collections.deque[tuple[asyncio.Future[Any], float | None]] = (
+            collections.deque()
+        )
+        # The latest deadline the shared timer watches: a later waiter with
+        # an earlier deadline is out of its order.
+        self._last_shared = -math.inf
+        self._timer: Timer | None = None  # the shared timer, due at _timer_at
+        self._timer_at = math.inf
+        self._own_timers: dict[asyncio.Future[Any], Timer] = {}
+
+    def add(self, deadline: float | None) -> asyncio.Future[Any]:
+        """Queue a new waiter; its future gets what is handed over, or fails
+        with DeadlineExceeded once ``deadline`` passes."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if deadline is None:
+            self._queue.append((fut, None))
+        elif deadline >= self._last_shared:
+            self._last_shared = deadline
+            self._queue.append((fut, deadline))
+            if deadline < self._timer_at:
+                self._arm(deadline)
+        else:
+            self._own_timers[fut] = self._clock.call_at(deadline, _expire, fut)
+            self._queue.append((fut, None))
+        return fut
+
+    def done_waiting(self, fut: asyncio.Future[Any]) -> None:
+        """The waiter of ``fut`` stopped waiting, however (its own cleanup)."""
+        if self._own_timers:
+            timer = self._own_timers.pop(fut, None)
+            if timer is not None:
+                timer.cancel()
+
+    def withdraw(self, fut: asyncio.Future[Any]) -> None:
+        """Take out a waiter that gave up before anything was handed to it."""
+        queue = self._queue
+        for index, (queued, _) in enumerate(queue):
+            if queued is fut:
+                del queue[index]
+                break
+        if not self._queue:
+            self._last_shared = -math.inf
+
+    def pop(self) -> asyncio.Future[Any] | None:
+        """The oldest waiter still waiting, out of the queue; None if there is none.
+
+        The caller must resolve it (``set_result``) before any ``await``.
+        """
+        queue = self._queue
+        while queue:
+            fut = queue.popleft()[0]
+            if not fut.done():
+                return fut
+        self._last_shared = -math.inf
+        return None
+
+    def fail_all(self, make_error: Callable[[], BaseException]) -> None:
+        """Fail every waiter, each with an error of its own (the pool is closing)."""
+        while self._queue:
+            fut = self._queue.popleft()[0]
+            if not fut.done():
+                fut.set_exception(make_error())
+        self._last_shared = -math.inf
+        self.cancel_timers()
+
+    def cancel_timers(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = math.inf
+        for timer in self._own_timers.values():
+            timer.cancel()
+        self._own_timers.clear()
+
+    def waiting(self) -> int:
+        """How many are still waiting."""
+        # tuple() copies in one step, so a scrape from another thread (a
+        # metrics server) never iterates a deque being changed.
+        return sum(1 for fut, _ in tuple(self._queue) if not fut.done())
+
+    def pending_timers(self) -> int:
+        """Timers set for deadlines (the shared one and own ones)."""
+        return (self._timer is not None) + len(self._own_timers)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._clock.call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """The shared timer: fail every waiter whose deadline has passed.
+
+        Its waiters were queued with non-decreasing deadlines, so the scan
+        from the oldest stops at the first one still in time, and the timer
+        is set again for it.
+        """
+        self._timer = None
+        self._timer_at = math.inf
+        now = self._clock.now()
+        for fut, deadline in self._queue:
+            if deadline is None or fut.done():
+                continue
+            if deadline > now:
+                self._arm(deadline)
+                return
+            fut.set_exception(DeadlineExceeded(_WAITING))
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(DeadlineExceeded(_WAITING))

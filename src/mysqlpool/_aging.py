@@ -1,16 +1,17 @@
 """The age rules: when a healthy connection is retired for its age.
 
-``recycle`` counts from the activity stamp (set at open and at each
-checkout) and keeps the server's ``wait_timeout`` from closing a pooled
-connection first; ``max_lifetime`` counts from the open, whatever the use.
-Both are checked at checkout, at return and by the reaper, through
-:meth:`Aging.expired`, the one place the rule is written.
+``recycle`` counts from the activity stamp (the open, then each checkout)
+and keeps the server's ``wait_timeout`` from closing a pooled connection
+first; ``max_lifetime`` counts from the open, whatever the use. The rule is
+written once, here, as a deadline stamped on the connection: at the open
+(:meth:`Aging.opened`) and at each checkout (:meth:`Aging.checked_out`).
+Checkout, return and the reaper then only compare the clock with
+``entry.expires_at``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import math
 
 from ._entry import Entry
 
@@ -29,52 +30,52 @@ def auto_recycle(wait_timeout: float) -> float:
 
 
 class Aging:
-    """A pool's ``recycle`` and ``max_lifetime``, and the tests that apply them.
+    """A pool's ``recycle`` and ``max_lifetime``, stamped on its connections.
 
     Args:
         recycle: seconds, None (off) or ``"auto"`` (learnt from the servers'
             ``wait_timeout``, see :meth:`learn_wait_timeout`).
         max_lifetime: seconds, or None (off).
-        is_dead: the driver's no-round-trip liveness test, for idle connections.
     """
 
-    __slots__ = ("auto", "is_dead", "max_lifetime", "recycle")
+    __slots__ = ("_recycle_span", "auto", "max_lifetime", "recycle")
 
-    def __init__(
-        self,
-        recycle: float | str | None,
-        max_lifetime: float | None,
-        is_dead: Callable[[Any], bool],
-    ) -> None:
+    def __init__(self, recycle: float | str | None, max_lifetime: float | None) -> None:
         self.auto = recycle == "auto"
-        # For "auto", None until the first server reports its wait_timeout.
-        self.recycle: float | None = None if isinstance(recycle, str) else recycle
         self.max_lifetime = max_lifetime
-        self.is_dead = is_dead
+        self.recycle: float | None = None
+        self._recycle_span = math.inf
+        if not isinstance(recycle, str):
+            self._set_recycle(recycle)
 
-    def expired(self, entry: Entry, now: float) -> str | None:
-        """``"recycle"`` or ``"max_lifetime"`` when ``entry`` is too old at ``now``, else None."""
-        recycle = self.recycle
-        if recycle is not None and now - entry.stamp >= recycle:
-            return "recycle"
-        lifetime = self.max_lifetime
-        if lifetime is not None and now - entry.opened_at >= lifetime:
-            return "max_lifetime"
-        return None
+    def _set_recycle(self, recycle: float | None) -> None:
+        self.recycle = recycle  # for "auto", None until the first server reports
+        self._recycle_span = math.inf if recycle is None else recycle
 
-    def unfit_idle(self, entry: Entry, now: float) -> str | None:
-        """Why an idle connection must not be handed out: its server hung up,
-        or it is too old; None when it may be."""
-        if self.is_dead(entry.conn):
-            return "closed by the server"
-        return self.expired(entry, now)
+    def opened(self, entry: Entry, now: float) -> None:
+        """Stamp a connection opened at ``now``."""
+        entry.retire_at = math.inf if self.max_lifetime is None else now + self.max_lifetime
+        self.checked_out(entry, now)
+
+    def checked_out(self, entry: Entry, now: float) -> None:
+        """Stamp a connection checked out at ``now``: recycle starts again."""
+        entry.expires_at = min(now + self._recycle_span, entry.retire_at)
+
+    def reason(self, entry: Entry, now: float) -> str:
+        """Why a connection past ``expires_at`` is retired: ``"max_lifetime"``
+        or ``"recycle"``."""
+        return "max_lifetime" if now >= entry.retire_at else "recycle"
 
     def learn_wait_timeout(self, wait_timeout: float) -> bool:
         """With ``recycle="auto"``: keep below this server's ``wait_timeout``
-        too (the servers of a list may differ). True if recycle went down."""
+        too (the servers of a list may differ). True if recycle went down.
+
+        Connections already stamped keep their deadline until their next
+        checkout; it was set below their own server's ``wait_timeout``.
+        """
         recycle = auto_recycle(wait_timeout)
         if self.auto and (self.recycle is None or recycle < self.recycle):
-            self.recycle = recycle
+            self._set_recycle(recycle)
             return True
         return False
 

@@ -6,11 +6,11 @@ implementation of this protocol (``_driver_aiomysql`` for aiomysql), which
 is the only module that may read that driver's private attributes, so a
 driver upgrade has one module to check.
 
-What a driver must answer without a round trip (``is_dead``,
-``result_marker``, ``needs_rollback``, ``has_unread_result``,
-``cancelled_mid_reply``) is asked on every checkout and return; what needs
-the server (``ping``, ``rollback``, ``reset_session``, ``kill_query``) is
-awaited by the pool outside its state changes.
+What a driver must answer without a round trip (``probe`` at checkout,
+``returned_state`` at the return, ``cancelled_mid_reply``) is asked on
+every checkout and return, once each; what needs the server (``ping``,
+``rollback``, ``reset_session``, ``kill_query``) is awaited by the pool
+outside its state changes.
 """
 
 from __future__ import annotations
@@ -21,13 +21,38 @@ from typing import Any, Protocol
 
 from ._dsn import ConnectParams
 
-__all__ = ["INTERRUPTIONS", "Driver", "InitCallback", "driver_for", "unknown_state_reason"]
+__all__ = [
+    "CLEAN",
+    "CLOSED",
+    "DEAD",
+    "INTERRUPTIONS",
+    "NEEDS_ROLLBACK",
+    "UNREAD_RESULT",
+    "Driver",
+    "InitCallback",
+    "driver_for",
+    "unknown_after",
+]
 
 #: ``init=`` callback: run on every new connection before it is handed out.
 InitCallback = Callable[[Any], Awaitable[None]]
 
 #: A holder that stopped with one of these may have left a reply half read.
 INTERRUPTIONS = (asyncio.CancelledError, asyncio.TimeoutError, TimeoutError)
+
+#: What :meth:`Driver.probe` says of a connection that is closed, or that the
+#: server has already hung up on.
+DEAD: Any = object()
+
+# What Driver.returned_state says of a connection coming back.
+#: Open, nothing left to read, no transaction: reusable as it is.
+CLEAN = "clean"
+#: A transaction may be open: reusable after a ROLLBACK (or a reset).
+NEEDS_ROLLBACK = "needs rollback"
+#: An unbuffered result is still streaming: the protocol is mid-reply.
+UNREAD_RESULT = "unread result"
+#: Closed, or the server has hung up.
+CLOSED = "connection closed"
 
 
 class Driver(Protocol):
@@ -47,18 +72,23 @@ class Driver(Protocol):
         cancellation the socket is closed before the exception propagates.
         """
 
+    def probe(self, conn: Any) -> object:
+        """The liveness test, without a round trip: :data:`DEAD` when the
+        connection is closed or the server already hung up (an idle
+        connection has nothing to read, so anything the server sent means it
+        is done with it); else a marker that changes whenever a statement
+        runs, for :meth:`returned_state`. Asked at every checkout."""
+
     def is_dead(self, conn: Any) -> bool:
-        """The connection is closed or the server already hung up (no round trip)."""
+        """``probe(conn) is DEAD``."""
 
-    def result_marker(self, conn: Any) -> object:
-        """A token that changes whenever a statement runs (see ``needs_rollback``)."""
-
-    def needs_rollback(self, conn: Any, marker: object) -> bool:
-        """A transaction may be open: the server says so, or autocommit is off
-        and a statement ran since ``marker`` was taken."""
-
-    def has_unread_result(self, conn: Any) -> bool:
-        """An unbuffered result is still streaming: the protocol is mid-reply."""
+    def returned_state(self, conn: Any, marker: object) -> str:
+        """The state of a connection coming back, checked out when ``probe``
+        gave ``marker``: :data:`CLOSED`, :data:`UNREAD_RESULT`,
+        :data:`NEEDS_ROLLBACK` (the server says a transaction is open, or
+        autocommit is off and a statement ran since the checkout: a plain
+        SELECT opens a snapshot without saying so) or :data:`CLEAN`.
+        Asked at every return."""
 
     def cancelled_mid_reply(self, conn: Any) -> bool:
         """The driver closed the connection because its holder was cancelled
@@ -109,20 +139,13 @@ def driver_for(params: ConnectParams) -> Driver:
     return AIOMYSQL
 
 
-def unknown_state_reason(driver: Driver, conn: Any, error: BaseException | None) -> str | None:
-    """Why a returned connection's protocol state can't be trusted, or None.
-
-    ``error`` is what ended its holder's use, if anything: a lost connection,
+def unknown_after(driver: Driver, error: BaseException) -> str | None:
+    """Why ``error``, raised through a holder's use of a connection, leaves
+    its protocol state unknown, or None when it doesn't: a lost connection,
     or an interruption (cancellation, timeout) that may have left a reply
-    half read.
-    """
-    if driver.is_dead(conn):
-        return "connection closed"
-    if error is not None:
-        if driver.is_connection_lost(error):
-            return f"connection lost ({type(error).__name__})"
-        if isinstance(error, INTERRUPTIONS) or not isinstance(error, Exception):
-            return f"holder interrupted ({type(error).__name__})"
-    if driver.has_unread_result(conn):
-        return "unread result"
+    half read."""
+    if driver.is_connection_lost(error):
+        return f"connection lost ({type(error).__name__})"
+    if isinstance(error, INTERRUPTIONS) or not isinstance(error, Exception):
+        return f"holder interrupted ({type(error).__name__})"
     return None

@@ -19,7 +19,7 @@ from aiomysql.connection import DEFAULT_CHARSET
 from pymysql.charset import charset_by_name
 
 from ._deadline import within
-from ._driver import InitCallback
+from ._driver import CLEAN, CLOSED, DEAD, NEEDS_ROLLBACK, UNREAD_RESULT, InitCallback
 from ._dsn import ConnectParams
 
 __all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "AiomysqlDriver", "PooledConnection"]
@@ -107,32 +107,34 @@ class AiomysqlDriver:
             raise
         return conn
 
-    def is_dead(self, conn: Any) -> bool:
+    def probe(self, conn: Any) -> object:
         if conn._writer is None:
-            return True
-        # An idle connection has nothing to read, so any buffered byte (an
-        # error packet such as 4031 sent before the server closed the
-        # session) or an EOF means the server is done with it. A transport
-        # that lost its connection feeds EOF or an exception to the reader,
-        # so the reader alone tells.
+            return DEAD
+        # A transport that lost its connection feeds EOF or an exception to
+        # the reader, so the reader alone tells; a byte waiting on an idle
+        # connection is an error packet (4031...) sent before the server hung up.
         reader = conn._reader
-        return bool(reader._eof or reader._buffer or reader._exception is not None)
-
-    def result_marker(self, conn: Any) -> object:
-        # aiomysql replaces ``_result`` on every statement.
+        if reader._eof or reader._buffer or reader._exception is not None:
+            return DEAD
+        # aiomysql replaces _result on every statement.
         return conn._result
 
-    def needs_rollback(self, conn: Any, marker: object) -> bool:
-        status = conn.server_status or 0
-        if status & _IN_TRANSACTION:
-            return True
-        # With autocommit off a plain SELECT opens a snapshot without setting
-        # the server's transaction flag.
-        return not status & _SERVER_STATUS_AUTOCOMMIT and conn._result is not marker
+    def is_dead(self, conn: Any) -> bool:
+        return self.probe(conn) is DEAD
 
-    def has_unread_result(self, conn: Any) -> bool:
-        result = conn._result
-        return result is not None and bool(result.unbuffered_active)
+    def returned_state(self, conn: Any, marker: object) -> str:
+        result: Any = self.probe(conn)
+        if result is DEAD:
+            return CLOSED
+        if result is not None and result.unbuffered_active:
+            return UNREAD_RESULT
+        status = conn.server_status or 0
+        if status & _IN_TRANSACTION or (
+            # Autocommit off: a plain SELECT opened a snapshot, unflagged.
+            not status & _SERVER_STATUS_AUTOCOMMIT and result is not marker
+        ):
+            return NEEDS_ROLLBACK
+        return CLEAN
 
     def cancelled_mid_reply(self, conn: Any) -> bool:
         return conn._writer is None and conn._close_reason == "Cancelled during execution"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._clock import Timer
@@ -19,19 +20,22 @@ class Entry:
     __slots__ = (
         "checkout_marker",
         "conn",
+        "expires_at",
         "host",
         "idle_since",
         "leak_timer",
-        "opened_at",
+        "retire_at",
         "returning",
-        "stamp",
     )
 
     def __init__(self, conn: Any, host: Host, now: float) -> None:
         self.conn = conn
         self.host = host  # the server it is connected to
-        self.opened_at = now  # for max_lifetime
-        self.stamp = now  # activity stamp: open, then each checkout (recycle)
+        # When it is too old to reuse, on the pool's clock: set by Aging at
+        # the open and at each checkout (recycle counts from there), never
+        # after retire_at (max_lifetime, counted from the open).
+        self.expires_at = math.inf
+        self.retire_at = math.inf
         self.idle_since = now  # last return: decides whether pre_ping pings
         # The driver's result marker at checkout: tells whether a statement
         # ran since (needs_rollback).
@@ -42,4 +46,4 @@ class Entry:
         self.leak_timer: Timer | None = None  # set while checked out, with leak_timeout
 
     def __repr__(self) -> str:
-        return f"<Entry {self.host.label} opened_at={self.opened_at:.3f} stamp={self.stamp:.3f}>"
+        return f"<Entry {self.host.label} expires_at={self.expires_at:.3f}>"

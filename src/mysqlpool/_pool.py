@@ -38,7 +38,15 @@ from ._clock import MONOTONIC, Clock, wait_until
 from ._config import PoolOptions, ResetMode, check_seconds, merge_dsn_options
 from ._connector import Connector
 from ._deadline import DeadlineExceeded, bounded
-from ._driver import InitCallback, driver_for, unknown_state_reason
+from ._driver import (
+    CLOSED,
+    DEAD,
+    NEEDS_ROLLBACK,
+    UNREAD_RESULT,
+    InitCallback,
+    driver_for,
+    unknown_after,
+)
 from ._dsn import ConnectParams, resolve_params
 from ._entry import Entry
 from ._health import HostHealth, brief
@@ -249,7 +257,9 @@ class Pool:
         options = self._options = PoolOptions(**given)
         params = self._params = resolve_params(dsn, connect_kwargs)
         name = self._name = options.name if options.name is not None else str(params)
-        self._hooks = Hooks(name, on_connect, on_checkout, on_checkin, on_discard)
+        hooks = (on_connect, on_checkout, on_checkin, on_discard)
+        # None when there are none: the hot path then skips them in one test.
+        self._hooks = Hooks(name, *hooks) if any(h is not None for h in hooks) else None
         self._init = check_init(init)
         clock = self._clock = clock if clock is not None else MONOTONIC
         driver = self._driver = driver_for(params)
@@ -257,7 +267,7 @@ class Pool:
         self._max = options.max_size  # slots never exceed it (None: no limit)
         self._ping_after = options.pre_ping_after
         self._reset_mode = options.reset_on_return
-        self._aging = aging = Aging(options.recycle, options.max_lifetime, driver.is_dead)
+        self._aging = aging = Aging(options.recycle, options.max_lifetime)
         leak_timeout = options.leak_timeout
         self._leaks = None if leak_timeout is None else LeakDetector(clock, leak_timeout, name)
         hostset = self._hostset = HostSet(params, options.load_balance, options.target)
@@ -283,7 +293,7 @@ class Pool:
         self._reaper = Reaper(
             clock,
             functools.partial(aging.reaper_period, options.reaper_interval),
-            functools.partial(self._retire_idle, aging.unfit_idle),
+            functools.partial(self._retire_idle, self._vet_idle),
             functools.partial(self._fill_min_size, raise_errors=False),
             name,
         )
@@ -471,7 +481,7 @@ class Pool:
         if not self._idle:
             return None  # the common miss, without reading the clock
         now = self._clock.now()
-        grant = self._grant(now, no_io=True)
+        grant = self._grant(now, True)
         if not isinstance(grant, Entry):
             return None
         return self._checkout(grant, now, None)
@@ -489,7 +499,7 @@ class Pool:
         try:
             while True:
                 now = clock.now()
-                grant = self._grant(now, no_io=False)
+                grant = self._grant(now, False)
                 if began is None and (grant.__class__ is not Entry or ping_after is not None):
                     began = now
                     if timeout is not None:
@@ -515,6 +525,7 @@ class Pool:
                 if grant is _SLOT:
                     entry = await self._open_slot(deadline)
                     self._in_use[entry.conn] = entry
+                    entry.checkout_marker = self._driver.probe(entry.conn)
                 elif not isinstance(grant, Entry):
                     raise AssertionError(f"unexpected grant {grant!r}")
                 elif ping_after is not None and not await self._ping_ok(grant, deadline):
@@ -537,9 +548,9 @@ class Pool:
                 f"acquire timed out after {timeout} s {exc.doing}{limit}; pool {self._name}"
             ) from None
 
-    def _grant(self, now: float, *, no_io: bool) -> Entry | _SlotGrant | None:
-        """Take a usable idle connection (checked out), or reserve a slot
-        (not with ``no_io``), or say "wait" (None).
+    def _grant(self, now: float, no_io: bool) -> Entry | _SlotGrant | None:
+        """Take a usable idle connection (into ``_in_use``, with its checkout
+        marker), or reserve a slot (not with ``no_io``), or say "wait" (None).
 
         Idle connections that are dead or too old are closed on the way;
         with ``no_io``, one that ``pre_ping`` would ping stops the search.
@@ -554,7 +565,7 @@ class Pool:
                 if now - head.idle_since >= ping_after:
                     return None  # acquire() pings it first
             entry = self._idle_get()
-            reason = self._aging.unfit_idle(entry, now)
+            reason = self._vet_idle(entry, now)
             if reason is None:
                 self._in_use[entry.conn] = entry
                 return entry
@@ -566,16 +577,28 @@ class Pool:
         self._opening += 1
         return _SLOT
 
+    def _vet_idle(self, entry: Entry, now: float) -> str | None:
+        """None when an idle connection may be handed out (its checkout marker
+        is then taken); else why not: its server hung up, or it is too old.
+        At checkout, and by the reaper between uses."""
+        marker = self._driver.probe(entry.conn)
+        if marker is DEAD:
+            return "closed by the server"
+        if now >= entry.expires_at:
+            return self._aging.reason(entry, now)
+        entry.checkout_marker = marker
+        return None
+
     def _checkout(self, entry: Entry, now: float, began: float | None) -> Any:
-        """Hand ``entry`` (already in ``_in_use``) to its acquirer."""
+        """Hand ``entry`` (in ``_in_use``, its marker taken) to its acquirer."""
         conn = entry.conn
-        entry.stamp = now  # recycle counts from the last checkout
+        self._aging.checked_out(entry, now)
         entry.returning = False
-        entry.checkout_marker = self._driver.result_marker(conn)
         self._acquires += 1
         if began is not None:
             self._wait_time += now - began
-        self._hooks.checked_out(conn)
+        if self._hooks is not None:
+            self._hooks.checked_out(conn)
         if self._leaks is not None:
             self._leaks.watch(entry)
         return conn
@@ -583,8 +606,7 @@ class Pool:
     def _decline(self, grant: Entry | _SlotGrant) -> None:
         """Give back what was handed to a waiter that can't take it."""
         if isinstance(grant, Entry):
-            del self._in_use[grant.conn]
-            self._offer(grant)
+            self._check_in(grant, None)
         else:
             self._opening -= 1
             self._free_slot()
@@ -611,8 +633,12 @@ class Pool:
         self._opened_total += 1
         self._known.add(conn)
         host.open += 1
-        self._hooks.connected(conn)
-        return Entry(conn, host, self._clock.now())
+        if self._hooks is not None:
+            self._hooks.connected(conn)
+        now = self._clock.now()
+        entry = Entry(conn, host, now)
+        self._aging.opened(entry, now)
+        return entry
 
     async def _ping_ok(self, entry: Entry, deadline: float | None) -> bool:
         """Ping a checked-out connection idle past ``pre_ping``'s threshold;
@@ -654,10 +680,62 @@ class Pool:
             PoolError: ``conn`` did not come from this pool, or was already
                 released.
         """
-        entry = self._verdict(conn, discard, error)
-        if entry is None:
-            return
+        await self._give_back(conn, error, discard)
+
+    def _give_back(self, conn: Any, error: BaseException | None, discard: bool) -> Awaitable[None]:
+        """The release sequence, for :meth:`release` and ``async with``.
+
+        Takes the connection back and decides its fate now when that needs no
+        I/O (the result is an awaitable already done); else returns the reset
+        to await, which decides it when the reset ends.
+        """
+        entry = self._in_use.get(conn)
+        if entry is None or entry.returning:
+            if entry is not None or conn in self._known:
+                state = "was already released to"
+            else:
+                state = "was not acquired from"
+            raise PoolError(f"connection {id(conn):#x} {state} pool {self._name}")
+        entry.returning = True
+        if self._leaks is not None:
+            self._leaks.unwatch(entry)
+        if self._hooks is not None:
+            self._hooks.checked_in(conn)
+        driver = self._driver
+        state = driver.returned_state(conn, entry.checkout_marker)
+        # Its protocol state is unknown when it is closed, when its holder
+        # stopped with an error that leaves it so, or when a reply is unread.
         reason = None
+        if state is CLOSED:
+            reason = CLOSED
+        elif error is not None:
+            reason = unknown_after(driver, error)
+        if reason is None and state is UNREAD_RESULT:
+            reason = UNREAD_RESULT
+        if error is not None or reason is not None:
+            self._health.after_use(entry.host, conn, error)
+        if reason is not None:
+            if self._options.kill_query_on_cancel and driver.cancelled_mid_reply(conn):
+                # The holder stopped waiting for its statement's reply; the
+                # server is still running it. (Only a holder's statement: never
+                # the pool's own ping or reset.)
+                self._side_tasks.spawn(
+                    kill_query(driver, entry.host.params, driver.thread_id(conn), self._name),
+                    name=f"mysqlpool KILL QUERY {self._name}",
+                )
+        elif discard:
+            reason = _DISCARDED_ON_REQUEST
+        elif not self._closed and (
+            self._reset_mode == "reset"
+            or (self._reset_mode == "rollback" and state is NEEDS_ROLLBACK)
+        ):
+            return self._reset_then_check_in(entry)
+        self._check_in(entry, reason)
+        return _DONE
+
+    async def _reset_then_check_in(self, entry: Entry) -> None:
+        reason = None
+        conn = entry.conn
         try:
             if self._reset_mode == "rollback":
                 await self._driver.rollback(conn)
@@ -673,51 +751,15 @@ class Pool:
             raise
         self._check_in(entry, reason)
 
-    def _verdict(self, conn: Any, discard: bool, error: BaseException | None) -> Entry | None:
-        """Take a connection back and decide it now, unless it needs a reset
-        first: then return its entry for the caller to reset and check in."""
-        entry = self._in_use.get(conn)
-        if entry is None or entry.returning:
-            if entry is not None or conn in self._known:
-                state = "was already released to"
-            else:
-                state = "was not acquired from"
-            raise PoolError(f"connection {id(conn):#x} {state} pool {self._name}")
-        entry.returning = True
-        if self._leaks is not None:
-            self._leaks.unwatch(entry)
-        self._hooks.checked_in(conn)
-        driver = self._driver
-        reason = unknown_state_reason(driver, conn, error)
-        if error is not None or reason is not None:
-            self._health.after_use(entry.host, conn, error)
-        if reason is not None:
-            if self._options.kill_query_on_cancel and driver.cancelled_mid_reply(conn):
-                # The holder stopped waiting for its statement's reply; the
-                # server is still running it. (Only a holder's statement: never
-                # the pool's own ping or reset.)
-                self._side_tasks.spawn(
-                    kill_query(driver, entry.host.params, driver.thread_id(conn), self._name),
-                    name=f"mysqlpool KILL QUERY {self._name}",
-                )
-        elif discard:
-            reason = _DISCARDED_ON_REQUEST
-        elif not self._closed:
-            mode = self._reset_mode
-            if mode == "reset" or (
-                mode == "rollback" and driver.needs_rollback(conn, entry.checkout_marker)
-            ):
-                return entry
-        self._check_in(entry, reason)
-        return None
-
     def _check_in(self, entry: Entry, reason: str | None) -> None:
-        """Decide the fate of a connection coming back. The only place that does.
+        """Decide the fate of a connection coming back (or new, or declined
+        by a waiter: anything in ``_in_use`` that is free). The only place
+        that does.
 
         Closed, and its slot freed for a waiter, when ``reason`` says so, the
-        pool is closing, it is past recycle/max_lifetime, or its host is down
-        or no longer where the policy wants it; else handed to the oldest
-        waiter, else queued if the queue has room, else closed as overflow.
+        pool is closing, it is too old, or its host is down or no longer
+        where the policy wants it; else handed to the oldest waiter; else
+        queued if the queue has room; else closed as overflow.
         """
         del self._in_use[entry.conn]
         if reason is None:
@@ -725,36 +767,28 @@ class Pool:
                 reason = "pool closed"
             else:
                 now = self._clock.now()
-                reason = self._aging.expired(entry, now)
-                if (
-                    reason is None
-                    and self._health.multi
-                    and not self._hostset.preferred(entry.host)
-                ):
+                if now >= entry.expires_at:
+                    reason = self._aging.reason(entry, now)
+                elif self._health.multi and not self._hostset.preferred(entry.host):
                     # Its host went down, or a better one is up.
                     reason = "rebalance" if entry.host.up else "host down"
-                if reason is None:
+                else:
                     entry.idle_since = now
-                    self._offer(entry)
-                    return
+                    waiter = self._waiters.pop() if self._waiters.queue else None
+                    if waiter is not None:
+                        self._in_use[entry.conn] = entry
+                        waiter.set_result(entry)
+                        return
+                    if len(self._idle) < self._pool_size:
+                        self._idle.append(entry)
+                        return
+                    reason = "pool full"
         self._retire(entry, reason)
         self._free_slot()
 
-    def _offer(self, entry: Entry) -> None:
-        """A healthy connection is free: oldest waiter, else the queue, else close."""
-        waiter = self._waiters.pop()
-        if waiter is not None:
-            self._in_use[entry.conn] = entry
-            waiter.set_result(entry)
-        elif len(self._idle) < self._pool_size and not self._closed:
-            self._idle.append(entry)
-        else:
-            self._retire(entry, "pool closed" if self._closed else "pool full")
-            self._free_slot()
-
     def _free_slot(self) -> None:
         """A slot was given up: the oldest waiter takes it over, else it is freed."""
-        waiter = None if self._closed else self._waiters.pop()
+        waiter = None if self._closed or not self._waiters.queue else self._waiters.pop()
         if waiter is not None:
             self._opening += 1
             waiter.set_result(_SLOT)
@@ -776,7 +810,8 @@ class Pool:
         entry.host.open -= 1
         self._closed_total += 1
         logger.debug("pool %s: closed a connection: %s", self._name, reason)
-        self._hooks.discarded(entry.conn, reason)
+        if self._hooks is not None:
+            self._hooks.discarded(entry.conn, reason)
 
     def _retire_idle(self, reason_for: Callable[[Entry, float], str | None]) -> None:
         """Close the idle connections for which ``reason_for(entry, now)``
@@ -812,7 +847,9 @@ class Pool:
         self._opening += wanted
 
         async def open_spare() -> None:
-            self._offer(await self._open_slot(None))
+            entry = await self._open_slot(None)
+            self._in_use[entry.conn] = entry
+            self._check_in(entry, None)
 
         spares = [open_spare() for _ in range(wanted)]
         results = await asyncio.gather(*spares, return_exceptions=True)
@@ -839,7 +876,9 @@ class Pool:
             return
         if (self._max is None or self._slots < self._max) and len(self._idle) < self._pool_size:
             self._slots += 1
-            self._offer(self._register(conn, host))
+            entry = self._register(conn, host)
+            self._in_use[conn] = entry
+            self._check_in(entry, None)
             return
         misplaced = next((e for e in self._idle if not self._hostset.preferred(e.host)), None)
         if misplaced is None:
@@ -1006,28 +1045,32 @@ class _AcquireContext:
         self._conn = conn
         return conn
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> Awaitable[None]:
+        # A plain method returning the release's awaitable: no coroutine of
+        # its own on every ``async with`` (benchmarks/hotpath.py).
         conn, self._conn = self._conn, None
-        await self._pool.release(conn, error=exc)
+        return self._pool._give_back(conn, exc, False)
 
 
 class _Done:
-    """An awaitable that is already done: what ``clear()`` returns, so that
-    code written when it was a coroutine (``await pool.clear()``) still works."""
+    """An awaitable that is already done: what a release that needs no I/O
+    gives ``async with`` to await, and what ``clear()`` returns so that
+    ``await pool.clear()`` works."""
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
+    # An exhausted iterator ends an await at once, with None, and stays
+    # exhausted, so one serves every await; its own __iter__ returns it
+    # without a Python frame.
+    __await__ = staticmethod(iter(()).__iter__)
 
 
-_DONE = _Done()
+_DONE: Awaitable[None] = _Done()  # type: ignore[assignment]
 
 
 async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) -> Pool:

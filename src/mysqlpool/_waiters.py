@@ -32,14 +32,16 @@ _WAITING = "waiting for a connection"
 class WaiterQueue:
     """FIFO waiters with deadlines on ``clock``."""
 
-    __slots__ = ("_clock", "_last_shared", "_own_timers", "_queue", "_timer", "_timer_at")
+    __slots__ = ("_clock", "_last_shared", "_own_timers", "_timer", "_timer_at", "queue")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         # (future, deadline) oldest first; the deadline is None when the
         # shared timer does not watch it (no timeout, or an own timer).
         # Resolved futures are dropped lazily, when they reach the front.
-        self._queue: collections.deque[tuple[asyncio.Future[Any], float | None]] = (
+        # Others may read it, never change it: empty means nobody waits, so
+        # the pool's check-in needs no call to know.
+        self.queue: collections.deque[tuple[asyncio.Future[Any], float | None]] = (
             collections.deque()
         )
         # The latest deadline the shared timer watches: a later waiter with
@@ -54,15 +56,15 @@ class WaiterQueue:
         with DeadlineExceeded once ``deadline`` passes."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if deadline is None:
-            self._queue.append((fut, None))
+            self.queue.append((fut, None))
         elif deadline >= self._last_shared:
             self._last_shared = deadline
-            self._queue.append((fut, deadline))
+            self.queue.append((fut, deadline))
             if deadline < self._timer_at:
                 self._arm(deadline)
         else:
             self._own_timers[fut] = self._clock.call_at(deadline, _expire, fut)
-            self._queue.append((fut, None))
+            self.queue.append((fut, None))
         return fut
 
     def done_waiting(self, fut: asyncio.Future[Any]) -> None:
@@ -74,12 +76,12 @@ class WaiterQueue:
 
     def withdraw(self, fut: asyncio.Future[Any]) -> None:
         """Take out a waiter that gave up before anything was handed to it."""
-        queue = self._queue
+        queue = self.queue
         for index, (queued, _) in enumerate(queue):
             if queued is fut:
                 del queue[index]
                 break
-        if not self._queue:
+        if not self.queue:
             self._last_shared = -math.inf
 
     def pop(self) -> asyncio.Future[Any] | None:
@@ -87,7 +89,7 @@ class WaiterQueue:
 
         The caller must resolve it (``set_result``) before any ``await``.
         """
-        queue = self._queue
+        queue = self.queue
         while queue:
             fut = queue.popleft()[0]
             if not fut.done():
@@ -97,8 +99,8 @@ class WaiterQueue:
 
     def fail_all(self, make_error: Callable[[], BaseException]) -> None:
         """Fail every waiter, each with an error of its own (the pool is closing)."""
-        while self._queue:
-            fut = self._queue.popleft()[0]
+        while self.queue:
+            fut = self.queue.popleft()[0]
             if not fut.done():
                 fut.set_exception(make_error())
         self._last_shared = -math.inf
@@ -117,7 +119,7 @@ class WaiterQueue:
         """How many are still waiting."""
         # tuple() copies in one step, so a scrape from another thread (a
         # metrics server) never iterates a deque being changed.
-        return sum(1 for fut, _ in tuple(self._queue) if not fut.done())
+        return sum(1 for fut, _ in tuple(self.queue) if not fut.done())
 
     def pending_timers(self) -> int:
         """Timers set for deadlines (the shared one and own ones)."""
@@ -139,7 +141,7 @@ class WaiterQueue:
         self._timer = None
         self._timer_at = math.inf
         now = self._clock.now()
-        for fut, deadline in self._queue:
+        for fut, deadline in self.queue:
             if deadline is None or fut.done():
                 continue
             if deadline > now:

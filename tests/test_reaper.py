@@ -13,6 +13,7 @@ session ending) take real time, and are waited for by polling.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -289,24 +290,38 @@ def test_refill_backoff_doubles_with_jitter_up_to_a_cap(failures: int) -> None:
     assert len(set(delays)) > 1  # jittered, so processes don't retry in step
 
 
-@pytest.mark.slow
 async def test_reaper_backs_off_while_connections_keep_failing(mysql_dsn: str) -> None:
-    attempts = 0
+    clock = ManualClock()
+    interval = 0.02
+    attempts: list[float] = []  # clock times of the connects that reached init
 
     async def server_away(conn: Any) -> None:
-        nonlocal attempts
-        attempts += 1
+        attempts.append(clock.now())
         raise ConnectionRefusedError("server away")
 
-    pool = Pool(mysql_dsn, min_size=1, reaper_interval=0.02, init=server_away)
+    pool = Pool(mysql_dsn, min_size=1, reaper_interval=interval, init=server_away, clock=clock)
     try:
         with pytest.raises(ConnectionRefusedError):
             await pool.open()
-        # 1.2 s of reaper passes every 0.02 s: ~60 retries without backoff;
-        # with it, the waits are ~0.5, ~1, ~2 s (x0.5..1.5), so at most 4.
-        await asyncio.sleep(1.2)
-        assert 2 <= attempts <= 5
+        assert attempts == [0.0]
+        # 1.2 s of reaper passes every 0.02 s: 60 retries without backoff;
+        # with it, the waits are ~0.5, ~1, ~2 s (x0.5..1.5), so 3 or 4 attempts.
+        passes = await advance(clock, 1.2, step=interval)
+        assert len(passes) == 60  # the reaper made every pass
+        assert 3 <= len(attempts) <= 4, attempts
+        # Then on to 20 s: the waits keep doubling.
+        passes += await advance(clock, 18.8, step=interval)
+        assert len(passes) == 1000
         assert pool.stats().open == 0
         pool.check_invariants()
     finally:
         await pool.close()
+    # Its first pass retries at once (the open's failure is not the reaper's);
+    # after the n-th failed refill the next waits backoff_delay(n): 0.5 * 2**(n-1)
+    # s, x0.5..1.5, rounded up to the next pass.
+    assert attempts[1] == pytest.approx(interval)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts[1:])]
+    assert len(gaps) >= 4, attempts
+    for failures, gap in enumerate(gaps, start=1):
+        base = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_CAP)
+        assert 0.5 * base - 1e-9 <= gap <= 1.5 * base + interval + 1e-9, (failures, attempts)

@@ -4,6 +4,10 @@ Each "host" here is a fault proxy on its own loopback port in front of the
 test server, so a test can refuse, blackhole or reset one host while the
 others keep working. (Real clusters, Galera and a primary with a replica,
 are in test_cluster.py.)
+
+A host's backoff is run out on a :class:`~mysqlpool.testing.ManualClock`
+(advanced by the host's ``retry_in``), never waited for; only the tests of
+a silent host, which only a real network timeout can tell, take wall time.
 """
 
 from __future__ import annotations

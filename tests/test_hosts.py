@@ -4,6 +4,10 @@ Each "host" here is a fault proxy on its own loopback port in front of the
 test server, so a test can refuse, blackhole or reset one host while the
 others keep working. (Real clusters, Galera and a primary with a replica,
 are in test_cluster.py.)
+
+A host's backoff is run out on a :class:`~mysqlpool.testing.ManualClock`
+(advanced by the host's ``retry_in``), never waited for; only the tests of
+a silent host, which only a real network timeout can tell, take wall time.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import pymysql
 import pytest
 import pytest_asyncio
 
+from clocks import settle
 from conftest import Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import ConnectParams, NoServerAvailable, Pool, PoolManager, PoolTimeout, parse_dsn
-from polling import until
+from mysqlpool.testing import ManualClock
+from polling import pool_tasks, until
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -233,35 +239,59 @@ async def test_a_lost_host_is_marked_down_and_its_idle_connections_closed(
 async def test_a_host_back_from_failure_is_used_again_without_any_call(
     make_pool: PoolFactory, multi_params: ConnectParams, hosts: list[FaultProxy], figure: Figure
 ) -> None:
+    clock = ManualClock()
     hosts[0].refuse()
-    pool = await make_pool(multi_params, pool_size=4, min_size=4)
+    pool = await make_pool(multi_params, pool_size=4, min_size=4, clock=clock)
     assert open_per_host(pool, hosts) == [0, 4, 0]  # failover to the second
-    down_at = time.monotonic()
     await hosts[0].pass_through()
-    # The prober finds it when its backoff runs out (0.25-0.75 s the first time)
-    # and keeps its probe connection.
+    # The prober finds it when its backoff runs out (0.25-0.75 s the first
+    # time) and keeps its probe connection. The backoff is clock time.
+    await settle(clock, timers=2)  # the reaper and the prober, asleep on the clock
+    backoff = pool.stats().hosts[label(hosts[0])].retry_in
+    assert backoff is not None
+    assert 0.25 <= backoff <= 0.75
+    clock.advance(backoff / 2)
+    assert clock.pending == 2  # the prober slept on: the host answers, but nobody asked
+    assert pool.stats().hosts[label(hosts[0])].state == "down"
+    assert hosts[0].accepted == 0
+    retry_in = pool.stats().hosts[label(hosts[0])].retry_in
+    assert retry_in is not None
+    clock.advance(retry_in)  # its backoff has run out
+    began = time.monotonic()
     await until(lambda: pool.stats().hosts[label(hosts[0])].state == "up", "host 1 up", 5)
-    back_after = round(time.monotonic() - down_at, 3)
-    figure("failed host back in use after it answered again (s)", back_after)
-    await until(lambda: open_per_host(pool, hosts)[0] >= 1, "a connection on host 1", 5)
+    await until(lambda: not pool_tasks(pool, "host prober"), "the prober done", 5)
+    figure("failed host: backoff before the prober retried it (clock s)", round(backoff, 3))
+    figure("failed host: its probe, until back in use (wall s)", round(time.monotonic() - began, 3))
+    assert hosts[0].accepted == 1  # one probe did it
+    # Its probe connection took the place of an idle one on the second host.
+    assert open_per_host(pool, hosts) == [1, 3, 0]
+    assert pool.stats().recycled == 1
     # Failback: connections on the second host are closed as they come back,
     # and their replacements open on the first.
     for _ in range(3):
         conns = await hold(pool, 4)
         await give_back(pool, conns)
     assert open_per_host(pool, hosts)[1] == 0
-    assert pool.stats().recycled >= 1
+    assert pool.stats().recycled == 1 + 3  # the probe's swap, then the second host's three
 
 
 async def test_spreading_rebalances_onto_a_host_that_came_back(
     make_pool: PoolFactory, multi_params: ConnectParams, hosts: list[FaultProxy]
 ) -> None:
+    clock = ManualClock()
     hosts[2].refuse()
-    pool = await make_pool(multi_params, pool_size=6, load_balance="least_connections")
+    pool = await make_pool(multi_params, pool_size=6, load_balance="least_connections", clock=clock)
     conns = await hold(pool, 6)
     assert open_per_host(pool, hosts) == [3, 3, 0]
     await hosts[2].pass_through()
+    await settle(clock, timers=2)  # the reaper and the prober, asleep on the clock
+    retry_in = pool.stats().hosts[label(hosts[2])].retry_in
+    assert retry_in is not None
+    assert retry_in > 0
+    assert hosts[2].accepted == 0  # not tried again yet: the clock has not moved
+    clock.advance(retry_in)  # its backoff has run out: the prober retries it
     await until(lambda: pool.stats().hosts[label(hosts[2])].state == "up", "host 3 up", 5)
+    assert hosts[2].accepted == 1
     await give_back(pool, conns)
     for _ in range(3):
         await give_back(pool, await hold(pool, 6))

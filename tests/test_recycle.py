@@ -6,24 +6,31 @@ reused, at checkout and at return (the reaper's share is in
 ``test_reaper.py``). ``max_lifetime`` counts from open, whatever the use. A
 connection the server already dropped is never handed out, whatever
 ``pre_ping`` says; ``pre_ping`` only pings connections idle past its
-threshold. The ages here are real wall time, kept small (0.2-0.5 s).
+threshold.
+
+The ages here are clock time: each test that ages a connection gives its
+pool a :class:`~mysqlpool.testing.ManualClock` and advances it, so the
+thresholds are realistic (a minute) and crossed exactly, without sleeping.
+Only the tests about the server's own ``wait_timeout`` (its real clock, not
+the pool's) wait for wall time to pass.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 
+from clocks import advance
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool._aging import auto_recycle
 from mysqlpool._driver_aiomysql import AIOMYSQL
+from mysqlpool.testing import ManualClock
 from polling import until
 
-RECYCLE = 0.3  # seconds: short enough to wait for, long enough to reuse within
-REAPER_OFF = 3600.0  # reaper_interval that keeps the reaper out of a test
+RECYCLE = 60.0  # clock seconds
+REAPER_OFF = 3600.0  # reaper_interval that keeps the reaper out of a test (never advanced that far)
 
 
 # -- helpers --------------------------------------------------------------------
@@ -55,14 +62,16 @@ async def admin_commands(conn: Any) -> int:
 async def test_recycle_at_checkout_replaces_an_aged_idle_connection(
     make_pool: PoolFactory, admin: Admin
 ) -> None:
-    pool = await make_pool(recycle=RECYCLE, reaper_interval=REAPER_OFF)
+    clock = ManualClock()
+    pool = await make_pool(recycle=RECYCLE, reaper_interval=REAPER_OFF, clock=clock)
     async with pool.acquire() as conn:
         old_thread = conn.thread_id()
-    async with pool.acquire() as conn:  # reused at once: still young
+    clock.advance(RECYCLE - 1)
+    async with pool.acquire() as conn:  # reused a second short of recycle: still young
         assert conn.thread_id() == old_thread
     assert pool.stats().recycled == 0
 
-    await asyncio.sleep(RECYCLE + 0.05)  # wall time: let the idle connection age
+    clock.advance(RECYCLE)  # idle for exactly `recycle` since that checkout
     assert len(pool) == 1  # nobody touched it in the meantime: the reaper is off
 
     async with pool.acquire() as conn:
@@ -77,10 +86,11 @@ async def test_recycle_at_checkout_replaces_an_aged_idle_connection(
 async def test_recycle_at_return_closes_a_connection_held_past_recycle(
     make_pool: PoolFactory, admin: Admin
 ) -> None:
-    pool = await make_pool(recycle=RECYCLE, reaper_interval=REAPER_OFF)
+    clock = ManualClock()
+    pool = await make_pool(recycle=RECYCLE, reaper_interval=REAPER_OFF, clock=clock)
     conn = await pool.acquire()
     thread = conn.thread_id()
-    await asyncio.sleep(RECYCLE + 0.05)  # wall time: hold it past recycle
+    clock.advance(RECYCLE + 1)  # hold it past recycle
     # Its holder may keep using it: recycle never pulls a connection from under it.
     assert await scalar(conn, "SELECT 1") == 1
     assert pool.stats().recycled == 0
@@ -94,10 +104,12 @@ async def test_recycle_at_return_closes_a_connection_held_past_recycle(
 
 
 async def test_a_connection_returned_within_recycle_is_kept(make_pool: PoolFactory) -> None:
-    pool = await make_pool(recycle=RECYCLE, reaper_interval=REAPER_OFF)
+    clock = ManualClock()
+    pool = await make_pool(recycle=RECYCLE, reaper_interval=REAPER_OFF, clock=clock)
     async with pool.acquire() as conn:
         thread = conn.thread_id()
         assert await scalar(conn, "SELECT 1") == 1
+        clock.advance(RECYCLE - 1)  # held for almost recycle, returned in time
     stats = pool.stats()
     assert (stats.recycled, stats.idle) == (0, 1)
     async with pool.acquire() as conn:
@@ -105,19 +117,25 @@ async def test_a_connection_returned_within_recycle_is_kept(make_pool: PoolFacto
 
 
 async def test_each_checkout_restarts_the_recycle_clock(make_pool: PoolFactory) -> None:
-    # Reused every 0.15 s, it outlives recycle=0.3 counted from open: recycle
-    # is about idleness (the server's wait_timeout), not age. The reaper runs
-    # often and must agree.
-    pool = await make_pool(recycle=RECYCLE, reaper_interval=0.05)
-    opened = time.monotonic()
+    # Idle for 55 s between uses, it outlives recycle=60 counted from open:
+    # recycle is about idleness (the server's wait_timeout), not age. The
+    # reaper runs every 5 s and must agree: it makes its passes (one of them
+    # 55 s after the last checkout) and leaves the connection alone.
+    clock = ManualClock()
+    interval = 5.0
+    pool = await make_pool(recycle=RECYCLE, reaper_interval=interval, clock=clock)
     async with pool.acquire() as conn:
         thread = conn.thread_id()
+    passes = 0
     for _ in range(3):
-        await asyncio.sleep(RECYCLE / 2)  # wall time: idle, but less than recycle
+        # Idle, but a reaper interval short of recycle.
+        passes += len(await advance(clock, RECYCLE - interval, step=interval))
+        assert len(pool) == 1
         async with pool.acquire() as conn:
             assert conn.thread_id() == thread
             assert await scalar(conn, "SELECT 1") == 1
-    assert time.monotonic() - opened > RECYCLE
+    assert clock.now() == 3 * (RECYCLE - interval) > RECYCLE
+    assert passes == 3 * (RECYCLE - interval) / interval  # the reaper looked every time
     stats = pool.stats()
     assert (stats.recycled, stats.opened) == (0, 1)
 
@@ -128,12 +146,14 @@ async def test_each_checkout_restarts_the_recycle_clock(make_pool: PoolFactory) 
 async def test_max_lifetime_retires_a_constantly_used_connection(
     make_pool: PoolFactory,
 ) -> None:
-    lifetime = 0.3
-    pool = await make_pool(recycle=None, max_lifetime=lifetime, reaper_interval=REAPER_OFF)
-    started = time.monotonic()
+    lifetime = 60.0
+    clock = ManualClock()
+    pool = await make_pool(
+        recycle=None, max_lifetime=lifetime, reaper_interval=REAPER_OFF, clock=clock
+    )
     first_thread: int | None = None
     uses = 0
-    while True:  # never idle: checkout stamps would keep `recycle` from firing
+    while True:  # used every clock second: checkout stamps would keep `recycle` from firing
         async with pool.acquire() as conn:
             thread = conn.thread_id()
             assert await scalar(conn, "SELECT 1") == 1
@@ -142,9 +162,11 @@ async def test_max_lifetime_retires_a_constantly_used_connection(
         if thread != first_thread:
             break
         uses += 1
-        assert time.monotonic() - started < 2, "the connection outlived max_lifetime"
-    assert time.monotonic() - started >= lifetime
-    assert uses > 10  # it really was busy the whole time
+        assert clock.now() < 2 * lifetime, "the connection outlived max_lifetime"
+        clock.advance(1)
+    # Opened at 0, used at 0, 1, ... 59: retired at its first checkout at max_lifetime.
+    assert clock.now() == lifetime
+    assert uses == lifetime  # it really was busy the whole time
     stats = pool.stats()
     assert (stats.recycled, stats.discarded, stats.opened) == (1, 0, 2)
     pool.check_invariants()
@@ -185,6 +207,8 @@ async def test_recycle_auto_retires_a_connection_before_the_server_times_it_out(
     make_pool: PoolFactory, admin: Admin
 ) -> None:
     # wait_timeout=1 gives recycle 0.5: the pool must drop it first, on its own terms.
+    # Real wall time, on purpose: the race is against the server's own clock
+    # (its wait_timeout), which a ManualClock can't move.
     pool = await make_pool(init_command="SET SESSION wait_timeout=1", reaper_interval=REAPER_OFF)
     async with pool.acquire() as conn:
         old_thread = conn.thread_id()
@@ -206,6 +230,9 @@ async def test_recycle_auto_retires_a_connection_before_the_server_times_it_out(
 async def test_a_connection_the_server_timed_out_is_replaced_silently(
     make_pool: PoolFactory, admin: Admin
 ) -> None:
+    # Real wall time, on purpose: it is the server's wait_timeout that ends the
+    # session, on the server's clock; the pool's own timing (recycle, the
+    # reaper) is switched off.
     pool = await make_pool(
         init_command="SET SESSION wait_timeout=1",
         pre_ping=False,
@@ -268,21 +295,24 @@ async def test_pre_ping_replaces_a_connection_killed_a_moment_ago(
     ("pre_ping", "idle_for", "pings"),
     [
         pytest.param(True, 0.0, 0, id="default-threshold-hot"),
+        pytest.param(True, 0.9, 0, id="default-threshold-warm"),
+        pytest.param(True, 1.0, 1, id="default-threshold-idle"),
         pytest.param(0, 0.0, 1, id="always"),
-        pytest.param(0.2, 0.0, 0, id="threshold-hot"),
-        pytest.param(0.2, 0.25, 1, id="threshold-idle"),
-        pytest.param(False, 0.25, 0, id="off"),
+        pytest.param(30, 0.0, 0, id="threshold-hot"),
+        pytest.param(30, 29.0, 0, id="threshold-warm"),
+        pytest.param(30, 30.0, 1, id="threshold-idle"),
+        pytest.param(False, 600.0, 0, id="off"),
     ],
 )
 async def test_pre_ping_pings_only_connections_idle_past_its_threshold(
     make_pool: PoolFactory, pre_ping: bool | float, idle_for: float, pings: int
 ) -> None:
-    pool = await make_pool(pre_ping=pre_ping, recycle=None, reaper_interval=REAPER_OFF)
+    clock = ManualClock()
+    pool = await make_pool(pre_ping=pre_ping, recycle=None, reaper_interval=REAPER_OFF, clock=clock)
     async with pool.acquire() as conn:
         thread = conn.thread_id()
         before = await admin_commands(conn)
-    if idle_for:
-        await asyncio.sleep(idle_for)  # wall time: the idle threshold is wall time
+    clock.advance(idle_for)  # idle this long on the pool's clock
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread
         assert await admin_commands(conn) - before == pings

@@ -82,6 +82,22 @@ async def test_reaper_interval_defaults_from_recycle(make_pool: PoolFactory) -> 
     assert (len(pool), pool.stats().recycled) == (0, 1)
 
 
+async def test_reaper_period_follows_a_recycle_learnt_from_the_server(
+    make_pool: PoolFactory,
+) -> None:
+    # recycle="auto" is only known once the first connection has read the
+    # server's wait_timeout; the reaper, asleep for a minute by then, must
+    # come by every quarter of the recycle learnt (10 s gives 9 s: 2.25 s).
+    clock = ManualClock()
+    pool = await make_pool(init_command="SET SESSION wait_timeout=10", clock=clock)
+    async with pool.acquire():  # opened and stamped at 0: past recycle at 9
+        pass
+    assert pool.recycle == 9.0
+    passes = await advance(clock, 15, step=0.25)
+    assert passes == [2.25, 4.5, 6.75, 9.0, 11.25, 13.5]
+    assert (len(pool), pool.stats().recycled) == (0, 1)
+
+
 async def test_reaper_recycles_idle_connections_past_max_lifetime(
     make_pool: PoolFactory,
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ._aging import Aging
@@ -40,6 +41,8 @@ class Connector:
     Args:
         check_state: read ``@@read_only`` (and Galera's state) on every new
             connection: with several hosts, or a ``target`` other than "any".
+        on_recycle_change: called when ``recycle="auto"`` went down (the
+            reaper's period depends on it).
     """
 
     __slots__ = (
@@ -49,6 +52,7 @@ class Connector:
         "_health",
         "_host_limit",
         "_init",
+        "_on_recycle_change",
         "_pool_name",
         "check_state",
     )
@@ -64,6 +68,7 @@ class Connector:
         check_state: bool,
         connect_timeout: float | None,
         pool_name: str,
+        on_recycle_change: Callable[[], None],
     ) -> None:
         self._driver = driver
         self._health = health
@@ -73,6 +78,7 @@ class Connector:
         self.check_state = check_state
         self._host_limit = connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
         self._pool_name = pool_name
+        self._on_recycle_change = on_recycle_change
 
     async def connect(self, deadline: float | None = None) -> tuple[Any, Host]:
         """A new connection and its host, within ``deadline`` (on the pool's clock).
@@ -191,6 +197,7 @@ class Connector:
                 wait_timeout = await driver.read_wait_timeout(conn)
                 host.wait_timeout_read = True
                 if aging.learn_wait_timeout(wait_timeout):
+                    self._on_recycle_change()
                     logger.debug(
                         "pool %s: %s has wait_timeout %s s; recycle set to %s s",
                         self._pool_name,

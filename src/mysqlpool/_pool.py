@@ -280,6 +280,13 @@ class Pool:
             on_down=lambda host: self._retire_idle(lambda entry, _: _host_down(entry, host)),
             wake_prober=self._prober.wake,
         )
+        self._reaper = reaper = Reaper(
+            clock,
+            functools.partial(aging.reaper_period, options.reaper_interval),
+            functools.partial(self._retire_idle, self._vet_idle),
+            functools.partial(self._fill_min_size, raise_errors=False),
+            name,
+        )
         self._connector = Connector(
             driver,
             health,
@@ -289,13 +296,7 @@ class Pool:
             check_state=health.multi or options.target != "any",
             connect_timeout=params.connect_timeout,
             pool_name=name,
-        )
-        self._reaper = Reaper(
-            clock,
-            functools.partial(aging.reaper_period, options.reaper_interval),
-            functools.partial(self._retire_idle, self._vet_idle),
-            functools.partial(self._fill_min_size, raise_errors=False),
-            name,
+            on_recycle_change=reaper.reschedule,
         )
         self._side_tasks = SideTasks()  # KILL QUERY connections, awaited by close()
         self._waiters = WaiterQueue(clock)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ._backoff import backoff_delay
-from ._clock import Clock
+from ._clock import Clock, Timer
 
 __all__ = ["Reaper"]
 
@@ -31,7 +31,17 @@ class Reaper:
         refill: opens connections up to ``min_size``; False when an open failed.
     """
 
-    __slots__ = ("_clock", "_period", "_pool_name", "_reap", "_refill", "task")
+    __slots__ = (
+        "_clock",
+        "_period",
+        "_pool_name",
+        "_reap",
+        "_refill",
+        "_since",
+        "_timer",
+        "_wakeup",
+        "task",
+    )
 
     def __init__(
         self,
@@ -47,6 +57,9 @@ class Reaper:
         self._refill = refill
         self._pool_name = pool_name
         self.task: asyncio.Task[None] | None = None
+        self._since = 0.0  # when the current sleep began
+        self._wakeup: asyncio.Future[None] | None = None  # ends the current sleep
+        self._timer: Timer | None = None  # resolves _wakeup
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(
@@ -54,15 +67,38 @@ class Reaper:
         )
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self.task is not None:
             self.task.cancel()
+
+    def reschedule(self) -> None:
+        """The period changed (``recycle="auto"`` learnt a server's
+        ``wait_timeout``): the current sleep ends by the new period, counted
+        from when it began. Before that, the first sleep was a minute."""
+        wakeup = self._wakeup
+        if wakeup is None or wakeup.done():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._clock.call_at(self._since + self._period(), _wake, wakeup)
+
+    async def _sleep(self) -> None:
+        clock = self._clock
+        self._since = clock.now()
+        wakeup = self._wakeup = asyncio.get_running_loop().create_future()
+        self._timer = clock.call_at(self._since + self._period(), _wake, wakeup)
+        try:
+            await wakeup
+        finally:
+            self._timer.cancel()
 
     async def _run(self) -> None:
         clock = self._clock
         failures = 0  # refills failed in a row
         retry_at = -float("inf")  # no refill before this, while the server is away
         while True:
-            await clock.sleep(self._period())
+            await self._sleep()
             try:
                 self._reap()
                 if clock.now() >= retry_at:
@@ -73,3 +109,8 @@ class Reaper:
                         retry_at = clock.now() + backoff_delay(failures)
             except Exception:
                 logger.exception("pool %s: reaper pass failed; retrying next pass", self._pool_name)
+
+
+def _wake(wakeup: asyncio.Future[None]) -> None:
+    if not wakeup.done():
+        wakeup.set_result(None)

@@ -9,11 +9,9 @@ message.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import ipaddress
 import math
-import os
 import re
 import ssl as _ssl
 import urllib.parse
@@ -25,13 +23,9 @@ from typing import Any, NoReturn
 import aiomysql
 
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
+from ._redaction import describe, password_digest, secret_candidates, show
 
 __all__ = ["ConnectParams", "parse_dsn"]
-
-# Salted so that a key (which may end up in logs or stats) cannot be checked
-# against a password list offline; per process, so keys are only meaningful
-# inside the process that made them, which is all a pool needs.
-_PASSWORD_SALT = os.urandom(32)
 
 _SCHEMES = frozenset({"mysql", "mariadb", "mysql+aiomysql"})
 
@@ -81,11 +75,6 @@ def _extra_defaults() -> Mapping[str, Any]:
     )
 
 
-def _digest(password: str | bytes) -> str:
-    raw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
-    return hashlib.sha256(_PASSWORD_SALT + raw).hexdigest()
-
-
 def _freeze(value: Any) -> Any:
     """A hashable stand-in for ``value`` that is equal for equal values."""
     if isinstance(value, Mapping):
@@ -115,18 +104,6 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _describe(value: Any) -> str:
-    """Short text for a non-DSN option in the redacted DSN."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    name = getattr(value, "__qualname__", None)
-    if isinstance(name, str):
-        return name
-    return type(value).__name__
-
-
 def _require(name: str, value: object, types: type | tuple[type, ...], what: str) -> None:
     # bool is an int subclass; a port or flag of True is a caller bug.
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
@@ -144,7 +121,7 @@ def _build_ssl_context(settings: _SslSettings, secrets: Iterable[str]) -> _ssl.S
     try:
         context = _ssl.create_default_context(cafile=ca)
     except (OSError, _ssl.SSLError) as exc:
-        raise ValueError(f"cannot load ssl_ca {_show(ca or '', secrets)}: {_reason(exc)}") from None
+        raise ValueError(f"cannot load ssl_ca {show(ca or '', secrets)}: {_reason(exc)}") from None
     if not verify:
         # Order matters: verify_mode cannot be CERT_NONE while check_hostname is on.
         context.check_hostname = False
@@ -154,8 +131,8 @@ def _build_ssl_context(settings: _SslSettings, secrets: Iterable[str]) -> _ssl.S
             context.load_cert_chain(cert, key)
         except (OSError, _ssl.SSLError) as exc:
             raise ValueError(
-                f"cannot load ssl_cert {_show(cert, secrets)}"
-                + (f" / ssl_key {_show(key, secrets)}" if key is not None else "")
+                f"cannot load ssl_cert {show(cert, secrets)}"
+                + (f" / ssl_key {show(key, secrets)}" if key is not None else "")
                 + f": {_reason(exc)}"
             ) from None
     return context
@@ -165,18 +142,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)
-
-
-def _show(text: str, secrets: Iterable[str]) -> str:
-    """``repr(text)`` for an error message, unless it would reveal a secret.
-
-    Also withheld when ``text`` is only a piece of a secret: a malformed DSN
-    can cut a password in two, and half a password is still a leak.
-    """
-    for secret in secrets:
-        if secret and text and (secret in text or text in secret):
-            return "<withheld: looks like part of the password>"
-    return repr(text)
 
 
 class ConnectParams:
@@ -417,7 +382,7 @@ class ConnectParams:
             ("hosts", self._hosts),  # in order: it is the failover order
             ("unix_socket", self.unix_socket),
             ("user", self.user),
-            ("password_sha256", _digest(self.password)),
+            ("password_sha256", password_digest(self.password)),
             ("db", self.db),
             ("charset", self.charset),
             ("sql_mode", self.sql_mode),
@@ -569,7 +534,7 @@ class ConnectParams:
             if isinstance(value, float) and value.is_integer():
                 options.append((name, str(int(value))))
             else:
-                options.append((name, _describe(value)))
+                options.append((name, describe(value)))
         if self._ssl_settings is not None:
             ca, cert, key, verify = self._ssl_settings
             given = [("ssl_ca", ca), ("ssl_cert", cert), ("ssl_key", key)]
@@ -582,7 +547,7 @@ class ConnectParams:
             options.append(("ssl", "SSLContext"))
         if self.server_public_key is not None:
             options.append(("server_public_key", "given"))
-        options.extend((name, _describe(self._extra[name])) for name in sorted(self._extra))
+        options.extend((name, describe(self._extra[name])) for name in sorted(self._extra))
         return options
 
     def __str__(self) -> str:
@@ -746,26 +711,6 @@ def _decode(text: str, part: str, *, plus: bool = False) -> str:
         _fail(f"{part} is not valid UTF-8 after percent-decoding")
 
 
-def _secret_candidates(dsn: str) -> list[str]:
-    """Strings an error message must not contain (or be part of).
-
-    Found before parsing so that even a DSN too malformed to parse cannot
-    leak its password: if the normal split finds no ``user:password@``, the
-    text up to the last ``@`` is assumed to be one (an unencoded ``/``, ``?``
-    or ``#`` in a password ends the netloc early).
-    """
-    rest = dsn.partition("://")[2] or dsn
-    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    userinfo, at, _ = netloc.rpartition("@")
-    if not at:
-        userinfo, at, _ = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return []
-    raw = userinfo.partition(":")[2]
-    candidates = {raw, urllib.parse.unquote(raw), urllib.parse.unquote_plus(raw)}
-    return sorted(c for c in candidates if c)
-
-
 def parse_dsn(dsn: str) -> ConnectParams:
     """Parse ``mysql://user:password@host:port/db?option=value&...``.
 
@@ -788,14 +733,14 @@ def parse_dsn(dsn: str) -> ConnectParams:
     """
     if not isinstance(dsn, str):
         raise TypeError(f"parse_dsn() needs a str, got {type(dsn).__name__}")
-    secrets = _secret_candidates(dsn)
+    secrets = secret_candidates(dsn)
 
     scheme, sep, rest = dsn.partition("://")
     if not sep:
         _fail("missing scheme; expected mysql://, mariadb:// or mysql+aiomysql://")
     if scheme.lower() not in _SCHEMES:
         _fail(
-            f"unsupported scheme {_show(scheme, secrets)}; "
+            f"unsupported scheme {show(scheme, secrets)}; "
             "expected mysql://, mariadb:// or mysql+aiomysql://"
         )
 
@@ -906,7 +851,7 @@ def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
             continue  # tolerate "?", "&&" and a trailing "&"
         raw_name, eq, raw_value = item.partition("=")
         name = _decode(raw_name, "an option name", plus=True)
-        shown = _show(name, secrets)
+        shown = show(name, secrets)
         if name in POOL_OPTION_DEFAULTS:
             _fail(
                 f"{name} is a pool option, not a connection option: give this DSN to "
@@ -927,7 +872,7 @@ def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
         try:
             kwargs[keyword] = convert(value)
         except ValueError as exc:
-            _fail(f"option {shown}: {_show(value, secrets)} {exc}")
+            _fail(f"option {shown}: {show(value, secrets)} {exc}")
     return kwargs
 
 

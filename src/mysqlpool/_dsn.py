@@ -24,6 +24,7 @@ import aiomysql
 
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
 from ._redaction import describe, password_digest, secret_candidates, show
+from ._tls import SSL_SETTING_NAMES, SslSettings, resolve_tls
 
 __all__ = ["ConnectParams", "parse_dsn"]
 
@@ -52,14 +53,11 @@ _EXPLICIT = (
     "read_default_file",
     "read_default_group",
 )
-_SSL_SETTINGS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_verify")
 
 
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PORT = re.compile(r"[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]+")
-
-_SslSettings = tuple[str | None, str | None, str | None, bool]
 
 
 @lru_cache(maxsize=1)
@@ -112,36 +110,6 @@ def _require(name: str, value: object, types: type | tuple[type, ...], what: str
 
 def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
-
-
-def _build_ssl_context(settings: _SslSettings, secrets: Iterable[str]) -> _ssl.SSLContext:
-    ca, cert, key, verify = settings
-    if key is not None and cert is None:
-        raise ValueError("ssl_key given without ssl_cert")
-    try:
-        context = _ssl.create_default_context(cafile=ca)
-    except (OSError, _ssl.SSLError) as exc:
-        raise ValueError(f"cannot load ssl_ca {show(ca or '', secrets)}: {_reason(exc)}") from None
-    if not verify:
-        # Order matters: verify_mode cannot be CERT_NONE while check_hostname is on.
-        context.check_hostname = False
-        context.verify_mode = _ssl.CERT_NONE
-    if cert is not None:
-        try:
-            context.load_cert_chain(cert, key)
-        except (OSError, _ssl.SSLError) as exc:
-            raise ValueError(
-                f"cannot load ssl_cert {show(cert, secrets)}"
-                + (f" / ssl_key {show(key, secrets)}" if key is not None else "")
-                + f": {_reason(exc)}"
-            ) from None
-    return context
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
 
 
 class ConnectParams:
@@ -217,7 +185,7 @@ class ConnectParams:
     client_flag: int
     read_default_file: str | None
     read_default_group: str | None
-    _ssl_settings: _SslSettings | None
+    _ssl_settings: SslSettings | None
     _extra: dict[str, Any]
     _hosts: tuple[tuple[str, int], ...]
     _key: tuple[tuple[str, Any], ...]
@@ -314,29 +282,7 @@ class ConnectParams:
                 raise TypeError(f"ConnectParams() got an unexpected keyword argument {name!r}")
 
         secrets = [password] if isinstance(password, str) else []
-        context: _ssl.SSLContext | None = None
-        settings: _SslSettings | None = None
-        has_settings = any(v is not None for v in (ssl_ca, ssl_cert, ssl_key, ssl_verify))
-        if isinstance(ssl, _ssl.SSLContext):
-            if has_settings:
-                raise ValueError(
-                    "ConnectParams(): give either an ssl context or ssl_ca/ssl_cert/ssl_key/"
-                    "ssl_verify, not both"
-                )
-            context = ssl
-        elif ssl is True or (ssl is None and has_settings):
-            settings = (ssl_ca, ssl_cert, ssl_key, True if ssl_verify is None else ssl_verify)
-            context = _build_ssl_context(settings, secrets)
-        elif ssl is False or ssl is None:
-            if has_settings:
-                raise ValueError(
-                    "ConnectParams(): ssl=False conflicts with ssl_ca/ssl_cert/ssl_key/ssl_verify"
-                )
-        else:
-            raise TypeError(
-                "ConnectParams(): ssl must be an ssl.SSLContext, a bool or None, "
-                f"got {type(ssl).__name__}"
-            )
+        context, settings = resolve_tls(ssl, ssl_ca, ssl_cert, ssl_key, ssl_verify, secrets)
 
         # Extras equal to aiomysql's default are dropped so that, e.g.,
         # echo=False and no echo at all share one key.
@@ -473,9 +419,9 @@ class ConnectParams:
         """
         kwargs = self._init_kwargs()
         if "ssl" in changes:
-            for name in _SSL_SETTINGS:
+            for name in SSL_SETTING_NAMES:
                 kwargs.pop(name, None)
-        elif any(name in changes for name in _SSL_SETTINGS) and self._ssl_settings is None:
+        elif any(name in changes for name in SSL_SETTING_NAMES) and self._ssl_settings is None:
             kwargs["ssl"] = None
         if ("host" in changes or "port" in changes) and "hosts" not in changes:
             kwargs.pop("hosts", None)  # a single host given: it replaces the list
@@ -488,7 +434,7 @@ class ConnectParams:
             kwargs["hosts"] = list(self._hosts)
         if self._ssl_settings is not None:
             kwargs["ssl"] = None
-            kwargs.update(zip(_SSL_SETTINGS, self._ssl_settings, strict=True))
+            kwargs.update(zip(SSL_SETTING_NAMES, self._ssl_settings, strict=True))
         return kwargs
 
     def redacted(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import aiomysql
 
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
+from ._query import invalid_dsn, percent_decode, query_items
 from ._redaction import describe, password_digest, secret_candidates, show
 from ._tls import SSL_SETTING_NAMES, SslSettings, resolve_tls
 
@@ -55,7 +56,6 @@ _EXPLICIT = (
 )
 
 
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PORT = re.compile(r"[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -637,26 +637,6 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def _fail(message: str) -> NoReturn:
-    raise ValueError(f"invalid DSN: {message}")
-
-
-def _decode(text: str, part: str, *, plus: bool = False) -> str:
-    """Strict percent-decoding: a stray ``%`` or invalid UTF-8 is an error.
-
-    Lenient decoding would silently turn a mistyped password into a
-    different one; the error names ``part`` and never echoes ``text``.
-    """
-    if plus:
-        text = text.replace("+", " ")
-    if _BAD_PERCENT.search(text):
-        _fail(f"{part} is not valid percent-encoding (write a literal '%' as %25)")
-    try:
-        return urllib.parse.unquote_to_bytes(text).decode("utf-8")
-    except UnicodeDecodeError:
-        _fail(f"{part} is not valid UTF-8 after percent-decoding")
-
-
 def parse_dsn(dsn: str) -> ConnectParams:
     """Parse ``mysql://user:password@host:port/db?option=value&...``.
 
@@ -683,9 +663,9 @@ def parse_dsn(dsn: str) -> ConnectParams:
 
     scheme, sep, rest = dsn.partition("://")
     if not sep:
-        _fail("missing scheme; expected mysql://, mariadb:// or mysql+aiomysql://")
+        invalid_dsn("missing scheme; expected mysql://, mariadb:// or mysql+aiomysql://")
     if scheme.lower() not in _SCHEMES:
-        _fail(
+        invalid_dsn(
             f"unsupported scheme {show(scheme, secrets)}; "
             "expected mysql://, mariadb:// or mysql+aiomysql://"
         )
@@ -697,7 +677,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
             end = min(end, found)
     netloc, tail = rest[:end], rest[end:]
     if "#" in tail:
-        _fail("a fragment ('#') is not allowed; percent-encode '#' in a password as %23")
+        invalid_dsn("a fragment ('#') is not allowed; percent-encode '#' in a password as %23")
     path, _, query = tail.partition("?")
 
     # Netloc values are never echoed: when the DSN is malformed, they may be
@@ -707,15 +687,15 @@ def parse_dsn(dsn: str) -> ConnectParams:
     password = ""
     if at:
         raw_user, colon, raw_password = userinfo.partition(":")
-        user = _decode(raw_user, "user") or None
+        user = percent_decode(raw_user, "user") or None
         if colon:
-            password = _decode(raw_password, "password")
+            password = percent_decode(raw_password, "password")
         secrets = sorted({*secrets, password} - {""})
     try:
         if "," in hostport:
             several = [_parse_hostport(part) for part in hostport.split(",")]
             if not all(name for name, _ in several):
-                _fail("an empty host in the host list")
+                invalid_dsn("an empty host in the host list")
             hosts: list[tuple[str, int]] | None = [
                 (name, 3306 if number is None else number) for name, number in several
             ]
@@ -738,8 +718,8 @@ def parse_dsn(dsn: str) -> ConnectParams:
     if path not in ("", "/"):
         name = path[1:]
         if "/" in name:
-            _fail("the database name (path) must not contain '/'")
-        kwargs["db"] = _decode(name, "database name")
+            invalid_dsn("the database name (path) must not contain '/'")
+        kwargs["db"] = percent_decode(name, "database name")
 
     kwargs.update(_parse_query(query, secrets))
 
@@ -748,7 +728,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
     elif host:
         kwargs["host"] = host
     elif "unix_socket" not in kwargs:
-        _fail("no host given (an empty host needs the unix_socket option)")
+        invalid_dsn("no host given (an empty host needs the unix_socket option)")
 
     try:
         return ConnectParams(**kwargs)
@@ -762,63 +742,59 @@ def _parse_hostport(hostport: str) -> tuple[str, int | None]:
     if hostport.startswith("["):
         close = hostport.find("]")
         if close == -1:
-            _fail("IPv6 host is missing its closing ']'")
-        host = _decode(hostport[1:close], "host")
+            invalid_dsn("IPv6 host is missing its closing ']'")
+        host = percent_decode(hostport[1:close], "host")
         after = hostport[close + 1 :]
         if after and not after.startswith(":"):
-            _fail("unexpected text after the bracketed IPv6 host")
+            invalid_dsn("unexpected text after the bracketed IPv6 host")
         port_text = after[1:] if after else None
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            _fail("the bracketed host is not a valid IPv6 address")
+            invalid_dsn("the bracketed host is not a valid IPv6 address")
     else:
         raw_host, colon, rest = hostport.partition(":")
         if ":" in rest:
-            _fail("host contains ':'; put an IPv6 address in brackets, e.g. [::1]:3306")
+            invalid_dsn("host contains ':'; put an IPv6 address in brackets, e.g. [::1]:3306")
         if "[" in raw_host or "]" in raw_host:
-            _fail("host contains a bracket outside an IPv6 address")
-        host = _decode(raw_host, "host")
+            invalid_dsn("host contains a bracket outside an IPv6 address")
+        host = percent_decode(raw_host, "host")
         port_text = rest if colon else None
     if port_text is None:
         return host, None
     if not port_text:
-        _fail("empty port after ':'")
+        invalid_dsn("empty port after ':'")
     if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
-        _fail("port is not an integer from 1 to 65535")
+        invalid_dsn("port is not an integer from 1 to 65535")
     return host, int(port_text)
 
 
 def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     seen: set[str] = set()
-    for item in query.split("&"):
-        if not item:
-            continue  # tolerate "?", "&&" and a trailing "&"
-        raw_name, eq, raw_value = item.partition("=")
-        name = _decode(raw_name, "an option name", plus=True)
-        shown = show(name, secrets)
+    for item in query_items(query, secrets):
+        name, shown = item.name, item.shown
         if name in POOL_OPTION_DEFAULTS:
-            _fail(
+            invalid_dsn(
                 f"{name} is a pool option, not a connection option: give this DSN to "
                 "Pool(), create_pool() or PoolManager"
             )
         if name not in _OPTIONS:
             known = ", ".join(sorted(_OPTIONS))
-            _fail(f"unknown option {shown} (known options: {known})")
+            invalid_dsn(f"unknown option {shown} (known options: {known})")
         if name in seen:
-            _fail(f"option {shown} given more than once")
+            invalid_dsn(f"option {shown} given more than once")
         seen.add(name)
-        if not eq:
-            _fail(f"option {shown} has no value")
-        value = _decode(raw_value, f"the value of option {shown}", plus=True)
+        if item.raw_value is None:
+            invalid_dsn(f"option {shown} has no value")
+        value = item.value()
         if not value:
-            _fail(f"option {shown} has an empty value")
+            invalid_dsn(f"option {shown} has an empty value")
         keyword, convert = _OPTIONS[name]
         try:
             kwargs[keyword] = convert(value)
         except ValueError as exc:
-            _fail(f"option {shown}: {show(value, secrets)} {exc}")
+            invalid_dsn(f"option {shown}: {show(value, secrets)} {exc}")
     return kwargs
 
 

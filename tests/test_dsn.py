@@ -366,6 +366,23 @@ def test_empty_query_items_tolerated() -> None:
     assert params.charset == "utf8"
 
 
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("bogus=%zz", "unknown option 'bogus'"),
+        ("pool_size=%zz", "pool_size is a pool option"),
+        ("charset=utf8&charset=%zz", "given more than once"),
+        ("charset=utf8&%zz=1", "an option name is not valid percent-encoding"),
+        ("char%73et=%ff", "the value of option 'charset' is not valid UTF-8"),
+    ],
+)
+def test_a_bad_name_is_reported_before_a_bad_value(query: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match="invalid DSN") as exc_info:
+        parse_dsn(f"mysql://h/db?{query}")
+    assert fragment in str(exc_info.value)
+
+
 # -- TLS ------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ message.
 from __future__ import annotations
 
 import inspect
-import ipaddress
 import math
 import re
 import ssl as _ssl
@@ -22,6 +21,7 @@ from typing import Any, NoReturn
 
 import aiomysql
 
+from ._hostport import check_hosts, parse_hostport, quote_host
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
 from ._query import invalid_dsn, percent_decode, query_items
 from ._redaction import describe, password_digest, secret_candidates, show
@@ -56,7 +56,6 @@ _EXPLICIT = (
 )
 
 
-_PORT = re.compile(r"[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -220,7 +219,7 @@ class ConnectParams:
         **extra: Any,
     ) -> None:
         if hosts is not None:
-            host_list = _check_hosts(hosts)
+            host_list = check_hosts(hosts)
             host, port = host_list[0]
             if unix_socket is not None and len(host_list) > 1:
                 raise ValueError(
@@ -451,7 +450,7 @@ class ConnectParams:
             userinfo += ":***"
         if userinfo:
             userinfo += "@"
-        netloc = ",".join(f"{_quote_host(host)}:{port}" for host, port in self._hosts)
+        netloc = ",".join(f"{quote_host(host)}:{port}" for host, port in self._hosts)
         path = "/" + urllib.parse.quote(self.db, safe="") if self.db else ""
         query = "&".join(f"{name}={_quote_value(value)}" for name, value in self._options())
         if query:
@@ -520,49 +519,6 @@ class ConnectParams:
         # The default reduce would restore slots through __setattr__, which
         # refuses; rebuilding also recomputes the digest with this process's salt.
         return (_rebuild, (self._init_kwargs(),))
-
-
-def _quote_host(host: str) -> str:
-    if ":" in host:
-        return "[" + host.replace("%", "%25") + "]"
-    return urllib.parse.quote(host, safe="")
-
-
-def _check_hosts(hosts: Iterable[tuple[str, int] | str]) -> list[tuple[str, int]]:
-    """``hosts=`` as a list of ``(host, port)``: each a pair or ``"host[:port]"``."""
-    if isinstance(hosts, (str, bytes)):
-        raise TypeError(
-            "ConnectParams(): hosts must be a list of (host, port) pairs or 'host:port' strings, "
-            "not one string"
-        )
-    checked: list[tuple[str, int]] = []
-    for item in hosts:
-        if isinstance(item, str):
-            host, port = _parse_hostport(item)
-            pair = (host, 3306 if port is None else port)
-        elif (
-            isinstance(item, tuple)
-            and len(item) == 2
-            and isinstance(item[0], str)
-            and isinstance(item[1], int)
-            and not isinstance(item[1], bool)
-        ):
-            pair = item
-        else:
-            raise TypeError(
-                f"ConnectParams(): each of hosts must be a (host, port) pair or a 'host:port' "
-                f"string, got {item!r}"
-            )
-        if not pair[0]:
-            raise ValueError("ConnectParams(): a host in hosts is empty")
-        if not 1 <= pair[1] <= 65535:
-            raise ValueError(f"ConnectParams(): port must be from 1 to 65535, got {pair[1]}")
-        if pair in checked:
-            raise ValueError(f"ConnectParams(): {pair[0]}:{pair[1]} is listed twice in hosts")
-        checked.append(pair)
-    if not checked:
-        raise ValueError("ConnectParams(): hosts is empty")
-    return checked
 
 
 def _rebuild(kwargs: dict[str, Any]) -> ConnectParams:
@@ -693,7 +649,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
         secrets = sorted({*secrets, password} - {""})
     try:
         if "," in hostport:
-            several = [_parse_hostport(part) for part in hostport.split(",")]
+            several = [parse_hostport(part) for part in hostport.split(",")]
             if not all(name for name, _ in several):
                 invalid_dsn("an empty host in the host list")
             hosts: list[tuple[str, int]] | None = [
@@ -702,7 +658,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
             host, port = several[0]
         else:
             hosts = None
-            host, port = _parse_hostport(hostport)
+            host, port = parse_hostport(hostport)
     except ValueError as exc:
         if not at and "@" in tail:
             # Most likely user:password@ cut short by an unencoded character.
@@ -736,37 +692,6 @@ def parse_dsn(dsn: str) -> ConnectParams:
         # The constructor's messages are already password-free; say where
         # the value came from.
         raise ValueError(f"invalid DSN: {exc}") from None
-
-
-def _parse_hostport(hostport: str) -> tuple[str, int | None]:
-    if hostport.startswith("["):
-        close = hostport.find("]")
-        if close == -1:
-            invalid_dsn("IPv6 host is missing its closing ']'")
-        host = percent_decode(hostport[1:close], "host")
-        after = hostport[close + 1 :]
-        if after and not after.startswith(":"):
-            invalid_dsn("unexpected text after the bracketed IPv6 host")
-        port_text = after[1:] if after else None
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            invalid_dsn("the bracketed host is not a valid IPv6 address")
-    else:
-        raw_host, colon, rest = hostport.partition(":")
-        if ":" in rest:
-            invalid_dsn("host contains ':'; put an IPv6 address in brackets, e.g. [::1]:3306")
-        if "[" in raw_host or "]" in raw_host:
-            invalid_dsn("host contains a bracket outside an IPv6 address")
-        host = percent_decode(raw_host, "host")
-        port_text = rest if colon else None
-    if port_text is None:
-        return host, None
-    if not port_text:
-        invalid_dsn("empty port after ':'")
-    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
-        invalid_dsn("port is not an integer from 1 to 65535")
-    return host, int(port_text)
 
 
 def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:

@@ -72,7 +72,8 @@ import aiomysql.connection
 import aiomysql.utils
 
 from . import _connection
-from ._dsn import ConnectParams, _extra_defaults
+from ._dsn import ConnectParams
+from ._extras import aiomysql_keyword_defaults
 from ._manager import PoolManager
 from ._pool import Pool
 
@@ -310,7 +311,7 @@ def enable(
         return _state.manager
     state = _DropIn(options, PoolManager(**options))  # validates the options
     # ConnectParams reads aiomysql.connect's signature once: read the real one.
-    _extra_defaults()
+    aiomysql_keyword_defaults()
     original = aiomysql.connection.connect
     state.patched = _make_connect(state, original)
     for module, name in _TARGETS:

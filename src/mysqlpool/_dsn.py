@@ -15,12 +15,10 @@ import re
 import ssl as _ssl
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-import aiomysql
-
+from ._extras import EXPLICIT, copy_value, freeze, keep_extras
 from ._hostport import check_hosts, parse_hostport, quote_host
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
 from ._query import invalid_dsn, percent_decode, query_items
@@ -31,74 +29,7 @@ __all__ = ["ConnectParams", "parse_dsn"]
 
 _SCHEMES = frozenset({"mysql", "mariadb", "mysql+aiomysql"})
 
-# Keywords ConnectParams handles itself; everything else aiomysql.connect
-# accepts (conv, cursorclass, echo, use_unicode, ...) goes to ``extra``.
-_EXPLICIT = (
-    "host",
-    "port",
-    "user",
-    "password",
-    "db",
-    "unix_socket",
-    "charset",
-    "sql_mode",
-    "init_command",
-    "connect_timeout",
-    "autocommit",
-    "local_infile",
-    "ssl",
-    "auth_plugin",
-    "program_name",
-    "server_public_key",
-    "client_flag",
-    "read_default_file",
-    "read_default_group",
-)
-
-
 _DIGITS = re.compile(r"[0-9]+")
-
-
-@lru_cache(maxsize=1)
-def _extra_defaults() -> Mapping[str, Any]:
-    """aiomysql.connect keywords ConnectParams passes through, with defaults."""
-    params = inspect.signature(aiomysql.connect).parameters
-    return MappingProxyType(
-        {
-            name: p.default
-            for name, p in params.items()
-            if name not in _EXPLICIT and name != "loop" and p.kind is p.POSITIONAL_OR_KEYWORD
-        }
-    )
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for ``value`` that is equal for equal values."""
-    if isinstance(value, Mapping):
-        return ("mapping", frozenset((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return ("sequence", tuple(_freeze(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", frozenset(_freeze(v) for v in value))
-    try:
-        hash(value)
-    except TypeError:
-        # Identity is the only safe equality for an unknown mutable object;
-        # the ConnectParams keeps a reference, so the id cannot be reused
-        # while the key is in use.
-        return ("id", id(value))
-    return value
-
-
-def _copy(value: Any) -> Any:
-    # Shallow copies so that mutating a dict/list the caller passed in (or
-    # got from connect_kwargs) cannot change a params object after its key
-    # was computed.
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    return value
 
 
 def _require(name: str, value: object, types: type | tuple[type, ...], what: str) -> None:
@@ -271,25 +202,10 @@ class ConnectParams:
                     f"ConnectParams(): connect_timeout must be a positive number, got {timeout}"
                 )
 
-        allowed = _extra_defaults()
-        for name in extra:
-            if name == "loop":
-                raise TypeError(
-                    "ConnectParams(): 'loop' is not accepted; connections use the running loop"
-                )
-            if name not in allowed:
-                raise TypeError(f"ConnectParams() got an unexpected keyword argument {name!r}")
+        kept = keep_extras(extra)
 
         secrets = [password] if isinstance(password, str) else []
         context, settings = resolve_tls(ssl, ssl_ca, ssl_cert, ssl_key, ssl_verify, secrets)
-
-        # Extras equal to aiomysql's default are dropped so that, e.g.,
-        # echo=False and no echo at all share one key.
-        kept = {
-            name: _copy(value)
-            for name, value in extra.items()
-            if not _same_as_default(value, allowed[name])
-        }
 
         setattr_ = object.__setattr__
         setattr_(self, "host", host)
@@ -342,7 +258,7 @@ class ConnectParams:
             ("client_flag", self.client_flag),
             ("read_default_file", self.read_default_file),
             ("read_default_group", self.read_default_group),
-            ("extra", tuple(sorted((k, _freeze(v)) for k, v in self._extra.items()))),
+            ("extra", tuple(sorted((k, freeze(v)) for k, v in self._extra.items()))),
         )
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
@@ -403,8 +319,8 @@ class ConnectParams:
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keywords for ``aiomysql.connect(**kw)`` (no ``loop``); a fresh dict."""
-        kwargs: dict[str, Any] = {name: getattr(self, name) for name in _EXPLICIT}
-        kwargs.update((name, _copy(value)) for name, value in self._extra.items())
+        kwargs: dict[str, Any] = {name: getattr(self, name) for name in EXPLICIT}
+        kwargs.update((name, copy_value(value)) for name, value in self._extra.items())
         return kwargs
 
     def replace(self, **changes: Any) -> ConnectParams:
@@ -523,17 +439,6 @@ class ConnectParams:
 
 def _rebuild(kwargs: dict[str, Any]) -> ConnectParams:
     return ConnectParams(**kwargs)
-
-
-def _same_as_default(value: Any, default: Any) -> bool:
-    if value is default:
-        return True
-    if type(value) is not type(default):
-        return False
-    try:
-        return bool(value == default)
-    except Exception:
-        return False
 
 
 def _quote_value(text: str) -> str:

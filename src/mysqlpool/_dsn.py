@@ -13,16 +13,16 @@ import inspect
 import math
 import re
 import ssl as _ssl
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from ._display import redacted_dsn
 from ._extras import EXPLICIT, copy_value, freeze, keep_extras
-from ._hostport import check_hosts, parse_hostport, quote_host
+from ._hostport import check_hosts, parse_hostport
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
 from ._query import invalid_dsn, percent_decode, query_items
-from ._redaction import describe, password_digest, secret_candidates, show
+from ._redaction import password_digest, secret_candidates, show
 from ._tls import SSL_SETTING_NAMES, SslSettings, resolve_tls
 
 __all__ = ["ConnectParams", "parse_dsn"]
@@ -359,57 +359,7 @@ class ConnectParams:
         ones a DSN cannot express (an ssl context, ``conv``, ...) appear as a
         short description, so the result is for display, not for parsing.
         """
-        userinfo = ""
-        if self.user is not None:
-            userinfo = urllib.parse.quote(self.user, safe="")
-        if self.password:
-            userinfo += ":***"
-        if userinfo:
-            userinfo += "@"
-        netloc = ",".join(f"{quote_host(host)}:{port}" for host, port in self._hosts)
-        path = "/" + urllib.parse.quote(self.db, safe="") if self.db else ""
-        query = "&".join(f"{name}={_quote_value(value)}" for name, value in self._options())
-        if query:
-            return f"mysql://{userinfo}{netloc}{path or '/'}?{query}"
-        return f"mysql://{userinfo}{netloc}{path}"
-
-    def _options(self) -> list[tuple[str, str]]:
-        options: list[tuple[str, str]] = []
-        for name in (
-            "unix_socket",
-            "charset",
-            "connect_timeout",
-            "autocommit",
-            "init_command",
-            "sql_mode",
-            "local_infile",
-            "program_name",
-            "auth_plugin",
-            "read_default_file",
-            "read_default_group",
-            "client_flag",
-        ):
-            value = getattr(self, name)
-            if value == _DEFAULTS[name]:
-                continue
-            if isinstance(value, float) and value.is_integer():
-                options.append((name, str(int(value))))
-            else:
-                options.append((name, describe(value)))
-        if self._ssl_settings is not None:
-            ca, cert, key, verify = self._ssl_settings
-            given = [("ssl_ca", ca), ("ssl_cert", cert), ("ssl_key", key)]
-            options.extend((name, value) for name, value in given if value is not None)
-            if not verify:
-                options.append(("ssl_verify", "false"))
-            elif ca is None and cert is None:
-                options.append(("ssl", "true"))
-        elif self.ssl is not None:
-            options.append(("ssl", "SSLContext"))
-        if self.server_public_key is not None:
-            options.append(("server_public_key", "given"))
-        options.extend((name, describe(self._extra[name])) for name in sorted(self._extra))
-        return options
+        return redacted_dsn(self, _DEFAULTS)
 
     def __str__(self) -> str:
         return self.redacted()
@@ -439,11 +389,6 @@ class ConnectParams:
 
 def _rebuild(kwargs: dict[str, Any]) -> ConnectParams:
     return ConnectParams(**kwargs)
-
-
-def _quote_value(text: str) -> str:
-    # Keep paths readable ("/etc/ssl/ca.pem"), encode everything else.
-    return urllib.parse.quote(text, safe="/:")
 
 
 _DEFAULTS: dict[str, Any] = {

@@ -16,7 +16,7 @@ from ._hostport import quote_host
 from ._redaction import describe
 
 if TYPE_CHECKING:
-    from ._dsn import ConnectParams
+    from ._params import ConnectParams
 
 __all__ = ["redacted_dsn"]
 

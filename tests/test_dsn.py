@@ -1,4 +1,4 @@
-"""Tests for mysqlpool._dsn: ConnectParams and parse_dsn (no database needed)."""
+"""Tests for ConnectParams and parse_dsn (no database needed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import aiomysql
 import pytest
 
 from certs import self_signed
-from mysqlpool._dsn import ConnectParams, parse_dsn
+from mysqlpool import ConnectParams, parse_dsn
 
 SECRET = "s3cr3t-P@ss"
 SECRET_Q = urllib.parse.quote(SECRET, safe="")  # as it appears in a well-formed DSN

@@ -17,7 +17,7 @@ import pymysql
 from aiomysql.connection import DEFAULT_CHARSET
 from pymysql.charset import charset_by_name
 
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 
 __all__ = [
     "CONNECTION_LOSS_CODES",

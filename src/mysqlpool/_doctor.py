@@ -48,7 +48,7 @@ from ._doctor_hosts import (
     read_host_facts,
     report_hosts,
 )
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 from ._pool import auto_recycle
 from ._server_state import show_values
 

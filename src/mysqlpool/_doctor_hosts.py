@@ -26,8 +26,8 @@ from typing import Any, TextIO
 import pymysql
 
 from ._discovery import describe_error
-from ._dsn import ConnectParams
 from ._hosts import TARGETS, HostSet
+from ._params import ConnectParams
 from ._pool import auto_recycle
 from ._server_state import ServerState, read_server_state, show_values
 

@@ -72,9 +72,9 @@ import aiomysql.connection
 import aiomysql.utils
 
 from . import _connection
-from ._dsn import ConnectParams
 from ._extras import aiomysql_keyword_defaults
 from ._manager import PoolManager
+from ._params import ConnectParams
 from ._pool import Pool
 
 __all__ = ["disable", "enable", "is_enabled"]

@@ -31,9 +31,10 @@ from typing import Any, Literal, cast
 from . import _connection as wire
 from ._backoff import BACKOFF_CAP, BACKOFF_FIRST, backoff_delay
 from ._connection import InitCallback
-from ._dsn import ConnectParams, resolve_params
+from ._dsn import resolve_params
 from ._hosts import LOAD_BALANCE, TARGETS, Host, HostSet, LoadBalance, Target
 from ._options import POOL_OPTION_DEFAULTS, split_pool_options
+from ._params import ConnectParams
 from ._server_state import ServerState, is_node_not_ready, read_server_state
 from ._stats import PoolStats
 from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout

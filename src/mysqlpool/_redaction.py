@@ -1,9 +1,11 @@
-"""Keeping the password out of what users see: error messages, keys, and the
-redacted DSN.
+"""Keeping the password out of what users see: error messages, pool keys and
+the redacted DSN.
 
 Error messages go through :func:`show`, which withholds any text that looks
 like part of a secret; :func:`secret_candidates` finds those secrets in a DSN
-before it is parsed.  A pool key holds only :func:`password_digest`.
+before it is parsed.  A pool key holds only :func:`password_digest`, and the
+redacted DSN (``_display``) shows values a DSN cannot hold through
+:func:`describe`, never by their ``repr()``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ import pytest
 from conftest import PoolFactory, scalar
 from mysqlpool import Pool, PoolManager, parse_dsn
 
+DSN = "mysql://app:s3cretpw@127.0.0.1:3306/test"  # Pool() alone does not connect
+
 
 def with_query(dsn: str, query: str) -> str:
     return dsn + ("&" if "?" in dsn else "?") + query
@@ -64,10 +66,62 @@ async def test_connection_options_in_the_same_query_still_apply(mysql_dsn: str) 
     ],
 )
 def test_a_bad_pool_option_in_the_dsn_names_it(query: str, named: str) -> None:
-    dsn = with_query("mysql://app:s3cretpw@127.0.0.1:3306/test", query)
+    dsn = with_query(DSN, query)
     with pytest.raises(ValueError, match=named) as raised:
         Pool(dsn)
     assert "s3cretpw" not in str(raised.value)
+
+
+# Pool and connection options share one query-string parser, so a value is
+# decoded alike whichever kind of option it belongs to.
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        ("a%20b", "a b"),
+        ("a+b", "a b"),
+        ("1%2B1", "1+1"),
+        ("100%25", "100%"),
+        ("caf%C3%A9", "caf\u00e9"),
+        ("%2Fsrv%2Fapp", "/srv/app"),
+    ],
+)
+def test_pool_and_connection_options_decode_alike(raw: str, decoded: str) -> None:
+    pool = Pool(with_query(DSN, f"name={raw}&program_name={raw}"))
+    assert pool.name == decoded
+    assert pool.params.program_name == decoded
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("a%", "is not valid percent-encoding"),
+        ("a%zzb", "is not valid percent-encoding"),
+        ("%ff", "is not valid UTF-8"),
+    ],
+)
+@pytest.mark.parametrize("option", ["name", "pool_size", "program_name"])
+def test_a_badly_encoded_value_is_refused_naming_the_option(
+    option: str, raw: str, fragment: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid DSN") as raised:
+        Pool(with_query(DSN, f"{option}={raw}"))
+    message = str(raised.value)
+    assert f"the value of option {option!r} {fragment}" in message
+    assert "s3cretpw" not in message
+
+
+def test_a_pool_option_name_is_percent_decoded_too() -> None:
+    pool = Pool(with_query(DSN, "pool%5Fsize=4&na%6De=orders"))
+    assert pool.size == 4
+    assert pool.name == "orders"
+    with pytest.raises(ValueError, match="an option name is not valid percent-encoding"):
+        Pool(with_query(DSN, "pool_size%=4"))
+
+
+def test_empty_query_items_are_tolerated_around_pool_options() -> None:
+    pool = Pool(with_query(DSN, "&pool_size=2&&charset=latin1&"))
+    assert pool.size == 2
+    assert pool.params.charset == "latin1"
 
 
 def test_an_option_given_both_ways_must_agree(mysql_dsn: str) -> None:

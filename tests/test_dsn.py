@@ -1,4 +1,4 @@
-"""Tests for mysqlpool._dsn: ConnectParams and parse_dsn (no database needed)."""
+"""Tests for ConnectParams and parse_dsn (no database needed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import aiomysql
 import pytest
 
 from certs import self_signed
-from mysqlpool._dsn import ConnectParams, parse_dsn
+from mysqlpool import ConnectParams, parse_dsn
 
 SECRET = "s3cr3t-P@ss"
 SECRET_Q = urllib.parse.quote(SECRET, safe="")  # as it appears in a well-formed DSN
@@ -364,6 +364,23 @@ def test_bad_option_value_is_named() -> None:
 def test_empty_query_items_tolerated() -> None:
     params = parse_dsn("mysql://h/db?&charset=utf8&&")
     assert params.charset == "utf8"
+
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("bogus=%zz", "unknown option 'bogus'"),
+        ("pool_size=%zz", "pool_size is a pool option"),
+        ("charset=utf8&charset=%zz", "given more than once"),
+        ("charset=utf8&%zz=1", "an option name is not valid percent-encoding"),
+        ("char%73et=%ff", "the value of option 'charset' is not valid UTF-8"),
+    ],
+)
+def test_a_bad_name_is_reported_before_a_bad_value(query: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match="invalid DSN") as exc_info:
+        parse_dsn(f"mysql://h/db?{query}")
+    assert fragment in str(exc_info.value)
 
 
 # -- TLS ------------------------------------------------------------------------

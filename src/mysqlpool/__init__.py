@@ -1,8 +1,9 @@
 """mysqlpool: a fair, bounded asyncio connection pool for MySQL and MariaDB."""
 
 from ._dropin import disable, enable, is_enabled
-from ._dsn import ConnectParams, parse_dsn
+from ._dsn import parse_dsn
 from ._manager import PoolManager
+from ._params import ConnectParams
 from ._pool import Pool, create_pool
 from ._stats import HostStats, PoolStats
 from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout

@@ -12,7 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ._driver import Driver
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 
 __all__ = ["KILL_TIMEOUT", "SideTasks", "kill_query"]
 

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import pymysql
 
-from ._dsn import ConnectParams, parse_dsn
+from ._dsn import parse_dsn
+from ._params import ConnectParams
 
 __all__ = [
     "CONTAINER_IMAGE",

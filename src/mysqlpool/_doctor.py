@@ -49,7 +49,7 @@ from ._doctor_hosts import (
     report_hosts,
 )
 from ._driver import Driver, driver_for
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 
 __all__ = ["DoctorReport", "MultiHostReport", "run_doctor"]
 

@@ -28,8 +28,8 @@ import pymysql
 from ._aging import auto_recycle
 from ._discovery import describe_error
 from ._driver import Driver
-from ._dsn import ConnectParams
 from ._hosts import TARGETS, HostSet
+from ._params import ConnectParams
 from ._server_state import ServerState, read_server_state
 
 __all__ = [

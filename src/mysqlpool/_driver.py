@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 
 __all__ = [
     "CLEAN",

@@ -20,7 +20,7 @@ from pymysql.charset import charset_by_name
 
 from ._deadline import within
 from ._driver import CLEAN, CLOSED, DEAD, NEEDS_ROLLBACK, UNREAD_RESULT, InitCallback
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 
 __all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "AiomysqlDriver", "PooledConnection"]
 

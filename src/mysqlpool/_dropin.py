@@ -72,8 +72,9 @@ import aiomysql.connection
 import aiomysql.utils
 
 from . import _driver_aiomysql
-from ._dsn import ConnectParams, _extra_defaults
+from ._extras import aiomysql_keyword_defaults
 from ._manager import PoolManager
+from ._params import ConnectParams
 from ._pool import Pool
 
 __all__ = ["disable", "enable", "is_enabled"]
@@ -311,7 +312,7 @@ def enable(
         return _state.manager
     state = _DropIn(options, PoolManager(**options))  # validates the options
     # ConnectParams reads aiomysql.connect's signature once: read the real one.
-    _extra_defaults()
+    aiomysql_keyword_defaults()
     original = aiomysql.connection.connect
     state.patched = _make_connect(state, original)
     for module, name in _TARGETS:

@@ -1,687 +1,32 @@
-"""Connection parameters: what ``aiomysql.connect`` is called with, and the
-pool key derived from them.
+"""Reading a DSN: ``mysql://user:password@host:port/db?option=value`` into a
+:class:`~mysqlpool._params.ConnectParams`.
 
-A :class:`ConnectParams` is built either from keywords (the ones
-``aiomysql.connect`` takes) or from a DSN string by :func:`parse_dsn`.  It never
-shows the clear password in ``str()``, ``repr()``, its ``key`` or an error
-message.
+:func:`parse_dsn` with the table of connection options a DSN may set, and
+:func:`resolve_params`, which merges a DSN (or params) with keyword overrides.
+Pool options in the query string are not read here: ``Pool`` takes them out
+first (``_options.split_pool_options``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import ipaddress
 import math
-import os
 import re
-import ssl as _ssl
-import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
-from types import MappingProxyType
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any
 
-import aiomysql
-
+from ._hostport import parse_hostport
 from ._options import POOL_OPTION_DEFAULTS, parse_bool
+from ._params import ConnectParams
+from ._query import invalid_dsn, percent_decode, query_items
+from ._redaction import secret_candidates, show
 
-__all__ = ["ConnectParams", "parse_dsn"]
-
-# Salted so that a key (which may end up in logs or stats) cannot be checked
-# against a password list offline; per process, so keys are only meaningful
-# inside the process that made them, which is all a pool needs.
-_PASSWORD_SALT = os.urandom(32)
+# ConnectParams is re-exported: "from ._dsn import ConnectParams, parse_dsn"
+# was the import path before it had a module of its own.
+__all__ = ["ConnectParams", "parse_dsn", "resolve_params"]
 
 _SCHEMES = frozenset({"mysql", "mariadb", "mysql+aiomysql"})
 
-# Keywords ConnectParams handles itself; everything else aiomysql.connect
-# accepts (conv, cursorclass, echo, use_unicode, ...) goes to ``extra``.
-_EXPLICIT = (
-    "host",
-    "port",
-    "user",
-    "password",
-    "db",
-    "unix_socket",
-    "charset",
-    "sql_mode",
-    "init_command",
-    "connect_timeout",
-    "autocommit",
-    "local_infile",
-    "ssl",
-    "auth_plugin",
-    "program_name",
-    "server_public_key",
-    "client_flag",
-    "read_default_file",
-    "read_default_group",
-)
-_SSL_SETTINGS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_verify")
-
-
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_PORT = re.compile(r"[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]+")
-
-_SslSettings = tuple[str | None, str | None, str | None, bool]
-
-
-@lru_cache(maxsize=1)
-def _extra_defaults() -> Mapping[str, Any]:
-    """aiomysql.connect keywords ConnectParams passes through, with defaults."""
-    params = inspect.signature(aiomysql.connect).parameters
-    return MappingProxyType(
-        {
-            name: p.default
-            for name, p in params.items()
-            if name not in _EXPLICIT and name != "loop" and p.kind is p.POSITIONAL_OR_KEYWORD
-        }
-    )
-
-
-def _digest(password: str | bytes) -> str:
-    raw = password.encode("utf-8") if isinstance(password, str) else bytes(password)
-    return hashlib.sha256(_PASSWORD_SALT + raw).hexdigest()
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for ``value`` that is equal for equal values."""
-    if isinstance(value, Mapping):
-        return ("mapping", frozenset((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return ("sequence", tuple(_freeze(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", frozenset(_freeze(v) for v in value))
-    try:
-        hash(value)
-    except TypeError:
-        # Identity is the only safe equality for an unknown mutable object;
-        # the ConnectParams keeps a reference, so the id cannot be reused
-        # while the key is in use.
-        return ("id", id(value))
-    return value
-
-
-def _copy(value: Any) -> Any:
-    # Shallow copies so that mutating a dict/list the caller passed in (or
-    # got from connect_kwargs) cannot change a params object after its key
-    # was computed.
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    return value
-
-
-def _describe(value: Any) -> str:
-    """Short text for a non-DSN option in the redacted DSN."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    name = getattr(value, "__qualname__", None)
-    if isinstance(name, str):
-        return name
-    return type(value).__name__
-
-
-def _require(name: str, value: object, types: type | tuple[type, ...], what: str) -> None:
-    # bool is an int subclass; a port or flag of True is a caller bug.
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-        raise TypeError(f"ConnectParams(): {name} must be {what}, got {type(value).__name__}")
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _build_ssl_context(settings: _SslSettings, secrets: Iterable[str]) -> _ssl.SSLContext:
-    ca, cert, key, verify = settings
-    if key is not None and cert is None:
-        raise ValueError("ssl_key given without ssl_cert")
-    try:
-        context = _ssl.create_default_context(cafile=ca)
-    except (OSError, _ssl.SSLError) as exc:
-        raise ValueError(f"cannot load ssl_ca {_show(ca or '', secrets)}: {_reason(exc)}") from None
-    if not verify:
-        # Order matters: verify_mode cannot be CERT_NONE while check_hostname is on.
-        context.check_hostname = False
-        context.verify_mode = _ssl.CERT_NONE
-    if cert is not None:
-        try:
-            context.load_cert_chain(cert, key)
-        except (OSError, _ssl.SSLError) as exc:
-            raise ValueError(
-                f"cannot load ssl_cert {_show(cert, secrets)}"
-                + (f" / ssl_key {_show(key, secrets)}" if key is not None else "")
-                + f": {_reason(exc)}"
-            ) from None
-    return context
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
-
-
-def _show(text: str, secrets: Iterable[str]) -> str:
-    """``repr(text)`` for an error message, unless it would reveal a secret.
-
-    Also withheld when ``text`` is only a piece of a secret: a malformed DSN
-    can cut a password in two, and half a password is still a leak.
-    """
-    for secret in secrets:
-        if secret and text and (secret in text or text in secret):
-            return "<withheld: looks like part of the password>"
-    return repr(text)
-
-
-class ConnectParams:
-    """Immutable keyword arguments for ``aiomysql.connect``, plus the pool key.
-
-    Takes the ``aiomysql.connect`` keywords (all keyword-only) with
-    aiomysql's defaults, except ``autocommit``, which defaults to ``True``:
-    a pooled connection with autocommit off may hold an open transaction
-    (and its locks and snapshot) while idle, so every return to the pool
-    would need a ``ROLLBACK`` round trip.  Pass ``autocommit=False`` to get
-    aiomysql's behaviour.
-
-    TLS: ``ssl`` is an ``ssl.SSLContext``, or ``True`` for a default
-    (verifying) context.  Instead of a context, ``ssl_ca``, ``ssl_cert``,
-    ``ssl_key`` (file paths) and ``ssl_verify`` (default ``True``) build one;
-    any of them turns TLS on.  ``ssl_verify=False`` turns off certificate and
-    host name checks.
-
-    Any other keyword ``aiomysql.connect`` accepts (``conv``, ``cursorclass``,
-    ``echo``, ``use_unicode``, ...) is kept in :attr:`extra`.  ``loop`` is not
-    accepted: connections are made on the running loop.
-
-    Equal parameters compare equal and hash alike (by :attr:`key`).
-
-    Raises:
-        TypeError: an unknown keyword, or a value of the wrong type.
-        ValueError: a value out of range, conflicting TLS settings, or TLS
-            files that cannot be loaded.
-    """
-
-    __slots__ = (
-        "_extra",
-        "_hosts",
-        "_key",
-        "_ssl_settings",
-        "auth_plugin",
-        "autocommit",
-        "charset",
-        "client_flag",
-        "connect_timeout",
-        "db",
-        "host",
-        "init_command",
-        "local_infile",
-        "password",
-        "port",
-        "program_name",
-        "read_default_file",
-        "read_default_group",
-        "server_public_key",
-        "sql_mode",
-        "ssl",
-        "unix_socket",
-        "user",
-    )
-
-    host: str
-    port: int
-    user: str | None
-    password: str | bytes
-    db: str | None
-    unix_socket: str | None
-    charset: str
-    sql_mode: str | None
-    init_command: str | None
-    connect_timeout: float | None
-    autocommit: bool
-    local_infile: bool
-    ssl: _ssl.SSLContext | None
-    auth_plugin: str
-    program_name: str
-    server_public_key: str | bytes | None
-    client_flag: int
-    read_default_file: str | None
-    read_default_group: str | None
-    _ssl_settings: _SslSettings | None
-    _extra: dict[str, Any]
-    _hosts: tuple[tuple[str, int], ...]
-    _key: tuple[tuple[str, Any], ...]
-
-    def __init__(
-        self,
-        *,
-        host: str = "localhost",
-        port: int = 3306,
-        user: str | None = None,
-        password: str | bytes = "",
-        db: str | None = None,
-        unix_socket: str | None = None,
-        charset: str = "",
-        sql_mode: str | None = None,
-        init_command: str | None = None,
-        connect_timeout: float | None = None,
-        autocommit: bool = True,
-        local_infile: bool = False,
-        ssl: _ssl.SSLContext | bool | None = None,
-        ssl_ca: str | None = None,
-        ssl_cert: str | None = None,
-        ssl_key: str | None = None,
-        ssl_verify: bool | None = None,
-        auth_plugin: str = "",
-        program_name: str = "",
-        server_public_key: str | bytes | None = None,
-        client_flag: int = 0,
-        read_default_file: str | None = None,
-        read_default_group: str | None = None,
-        hosts: Iterable[tuple[str, int] | str] | None = None,
-        **extra: Any,
-    ) -> None:
-        if hosts is not None:
-            host_list = _check_hosts(hosts)
-            host, port = host_list[0]
-            if unix_socket is not None and len(host_list) > 1:
-                raise ValueError(
-                    "ConnectParams(): unix_socket can't be combined with several hosts"
-                )
-        if not isinstance(password, (str, bytes)):
-            raise TypeError(
-                f"ConnectParams(): password must be str or bytes, got {type(password).__name__}"
-            )
-        _require("host", host, str, "a str")
-        if not host:
-            raise ValueError("ConnectParams(): host must not be empty")
-        _require("port", port, int, "an int")
-        if not 1 <= port <= 65535:
-            raise ValueError(f"ConnectParams(): port must be from 1 to 65535, got {port}")
-        for name, value in (
-            ("user", user),
-            ("db", db),
-            ("unix_socket", unix_socket),
-            ("sql_mode", sql_mode),
-            ("init_command", init_command),
-            ("read_default_file", read_default_file),
-            ("read_default_group", read_default_group),
-            ("ssl_ca", ssl_ca),
-            ("ssl_cert", ssl_cert),
-            ("ssl_key", ssl_key),
-        ):
-            if value is not None:
-                _require(name, value, str, "a str or None")
-        for name, value in (
-            ("charset", charset),
-            ("auth_plugin", auth_plugin),
-            ("program_name", program_name),
-        ):
-            _require(name, value, str, "a str")
-        for name, flag in (("autocommit", autocommit), ("local_infile", local_infile)):
-            _require(name, flag, bool, "a bool")
-        if ssl_verify is not None:
-            _require("ssl_verify", ssl_verify, bool, "a bool or None")
-        _require("client_flag", client_flag, int, "an int")
-        if server_public_key is not None:
-            _require("server_public_key", server_public_key, (str, bytes), "str, bytes or None")
-        timeout: float | None = None
-        if connect_timeout is not None:
-            _require("connect_timeout", connect_timeout, (int, float), "a number or None")
-            timeout = float(connect_timeout)
-            if not (math.isfinite(timeout) and timeout > 0):
-                raise ValueError(
-                    f"ConnectParams(): connect_timeout must be a positive number, got {timeout}"
-                )
-
-        allowed = _extra_defaults()
-        for name in extra:
-            if name == "loop":
-                raise TypeError(
-                    "ConnectParams(): 'loop' is not accepted; connections use the running loop"
-                )
-            if name not in allowed:
-                raise TypeError(f"ConnectParams() got an unexpected keyword argument {name!r}")
-
-        secrets = [password] if isinstance(password, str) else []
-        context: _ssl.SSLContext | None = None
-        settings: _SslSettings | None = None
-        has_settings = any(v is not None for v in (ssl_ca, ssl_cert, ssl_key, ssl_verify))
-        if isinstance(ssl, _ssl.SSLContext):
-            if has_settings:
-                raise ValueError(
-                    "ConnectParams(): give either an ssl context or ssl_ca/ssl_cert/ssl_key/"
-                    "ssl_verify, not both"
-                )
-            context = ssl
-        elif ssl is True or (ssl is None and has_settings):
-            settings = (ssl_ca, ssl_cert, ssl_key, True if ssl_verify is None else ssl_verify)
-            context = _build_ssl_context(settings, secrets)
-        elif ssl is False or ssl is None:
-            if has_settings:
-                raise ValueError(
-                    "ConnectParams(): ssl=False conflicts with ssl_ca/ssl_cert/ssl_key/ssl_verify"
-                )
-        else:
-            raise TypeError(
-                "ConnectParams(): ssl must be an ssl.SSLContext, a bool or None, "
-                f"got {type(ssl).__name__}"
-            )
-
-        # Extras equal to aiomysql's default are dropped so that, e.g.,
-        # echo=False and no echo at all share one key.
-        kept = {
-            name: _copy(value)
-            for name, value in extra.items()
-            if not _same_as_default(value, allowed[name])
-        }
-
-        setattr_ = object.__setattr__
-        setattr_(self, "host", host)
-        setattr_(self, "port", port)
-        setattr_(self, "user", user)
-        setattr_(self, "password", password)
-        setattr_(self, "db", db)
-        setattr_(self, "unix_socket", unix_socket)
-        setattr_(self, "charset", charset)
-        setattr_(self, "sql_mode", sql_mode)
-        setattr_(self, "init_command", init_command)
-        setattr_(self, "connect_timeout", timeout)
-        setattr_(self, "autocommit", autocommit)
-        setattr_(self, "local_infile", local_infile)
-        setattr_(self, "ssl", context)
-        setattr_(self, "auth_plugin", auth_plugin)
-        setattr_(self, "program_name", program_name)
-        setattr_(self, "server_public_key", server_public_key)
-        setattr_(self, "client_flag", client_flag)
-        setattr_(self, "read_default_file", read_default_file)
-        setattr_(self, "read_default_group", read_default_group)
-        setattr_(self, "_ssl_settings", settings)
-        setattr_(self, "_extra", kept)
-        setattr_(self, "_hosts", tuple(host_list) if hosts is not None else ((host, port),))
-        setattr_(self, "_key", self._make_key())
-
-    def _make_key(self) -> tuple[tuple[str, Any], ...]:
-        # A context built from settings is described by them (equal settings,
-        # equal contexts); a caller's context is mutable and opaque, so only
-        # its identity is safe.
-        ssl_part: Any = (
-            ("settings", *self._ssl_settings) if self._ssl_settings is not None else self.ssl
-        )
-        return (
-            ("hosts", self._hosts),  # in order: it is the failover order
-            ("unix_socket", self.unix_socket),
-            ("user", self.user),
-            ("password_sha256", _digest(self.password)),
-            ("db", self.db),
-            ("charset", self.charset),
-            ("sql_mode", self.sql_mode),
-            ("init_command", self.init_command),
-            ("connect_timeout", self.connect_timeout),
-            ("autocommit", self.autocommit),
-            ("local_infile", self.local_infile),
-            ("ssl", ssl_part),
-            ("auth_plugin", self.auth_plugin),
-            ("program_name", self.program_name),
-            ("server_public_key", self.server_public_key),
-            ("client_flag", self.client_flag),
-            ("read_default_file", self.read_default_file),
-            ("read_default_group", self.read_default_group),
-            ("extra", tuple(sorted((k, _freeze(v)) for k, v in self._extra.items()))),
-        )
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"ConnectParams is immutable; use replace({name}=...)")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError("ConnectParams is immutable")
-
-    @property
-    def key(self) -> tuple[tuple[str, Any], ...]:
-        """Hashable identity of the connection: equal keys may share a pool.
-
-        A tuple of ``(name, value)`` pairs covering every connect option;
-        the password appears only as a salted SHA-256 digest, so the key is
-        safe to log but comparable only within this process.
-        """
-        return self._key
-
-    @property
-    def hosts(self) -> list[tuple[str, int]]:
-        """The servers to connect to, in the DSN's order, as ``[(host, port), ...]``.
-
-        ``host`` and ``port`` are the first of them.
-        """
-        return list(self._hosts)
-
-    def for_host(self, host: str, port: int) -> ConnectParams:
-        """These parameters for one server of :attr:`hosts` (or any other)."""
-        if self._hosts == ((host, port),):
-            return self
-        return self.replace(host=host, port=port)
-
-    @property
-    def extra(self) -> Mapping[str, Any]:
-        """Other ``aiomysql.connect`` keywords given (read-only view)."""
-        return MappingProxyType(self._extra)
-
-    @property
-    def ssl_ca(self) -> str | None:
-        """CA file the ssl context was built from, if any."""
-        return self._ssl_settings[0] if self._ssl_settings else None
-
-    @property
-    def ssl_cert(self) -> str | None:
-        """Client certificate file the ssl context was built from, if any."""
-        return self._ssl_settings[1] if self._ssl_settings else None
-
-    @property
-    def ssl_key(self) -> str | None:
-        """Client key file the ssl context was built from, if any."""
-        return self._ssl_settings[2] if self._ssl_settings else None
-
-    @property
-    def ssl_verify(self) -> bool | None:
-        """Whether the built ssl context verifies the server; ``None`` when
-        there is no TLS or the caller gave the context."""
-        return self._ssl_settings[3] if self._ssl_settings else None
-
-    def connect_kwargs(self) -> dict[str, Any]:
-        """Keywords for ``aiomysql.connect(**kw)`` (no ``loop``); a fresh dict."""
-        kwargs: dict[str, Any] = {name: getattr(self, name) for name in _EXPLICIT}
-        kwargs.update((name, _copy(value)) for name, value in self._extra.items())
-        return kwargs
-
-    def replace(self, **changes: Any) -> ConnectParams:
-        """A copy with ``changes`` applied (same keywords as the constructor).
-
-        Giving ``ssl`` drops the ``ssl_*`` settings not given alongside it;
-        giving an ``ssl_*`` setting replaces a caller-supplied context.
-
-        Raises:
-            TypeError, ValueError: as the constructor.
-        """
-        kwargs = self._init_kwargs()
-        if "ssl" in changes:
-            for name in _SSL_SETTINGS:
-                kwargs.pop(name, None)
-        elif any(name in changes for name in _SSL_SETTINGS) and self._ssl_settings is None:
-            kwargs["ssl"] = None
-        if ("host" in changes or "port" in changes) and "hosts" not in changes:
-            kwargs.pop("hosts", None)  # a single host given: it replaces the list
-        kwargs.update(changes)
-        return ConnectParams(**kwargs)
-
-    def _init_kwargs(self) -> dict[str, Any]:
-        kwargs = self.connect_kwargs()
-        if len(self._hosts) > 1:
-            kwargs["hosts"] = list(self._hosts)
-        if self._ssl_settings is not None:
-            kwargs["ssl"] = None
-            kwargs.update(zip(_SSL_SETTINGS, self._ssl_settings, strict=True))
-        return kwargs
-
-    def redacted(self) -> str:
-        """This as a DSN with the password shown as ``***``.
-
-        Options that differ from the defaults appear in the query string;
-        ones a DSN cannot express (an ssl context, ``conv``, ...) appear as a
-        short description, so the result is for display, not for parsing.
-        """
-        userinfo = ""
-        if self.user is not None:
-            userinfo = urllib.parse.quote(self.user, safe="")
-        if self.password:
-            userinfo += ":***"
-        if userinfo:
-            userinfo += "@"
-        netloc = ",".join(f"{_quote_host(host)}:{port}" for host, port in self._hosts)
-        path = "/" + urllib.parse.quote(self.db, safe="") if self.db else ""
-        query = "&".join(f"{name}={_quote_value(value)}" for name, value in self._options())
-        if query:
-            return f"mysql://{userinfo}{netloc}{path or '/'}?{query}"
-        return f"mysql://{userinfo}{netloc}{path}"
-
-    def _options(self) -> list[tuple[str, str]]:
-        options: list[tuple[str, str]] = []
-        for name in (
-            "unix_socket",
-            "charset",
-            "connect_timeout",
-            "autocommit",
-            "init_command",
-            "sql_mode",
-            "local_infile",
-            "program_name",
-            "auth_plugin",
-            "read_default_file",
-            "read_default_group",
-            "client_flag",
-        ):
-            value = getattr(self, name)
-            if value == _DEFAULTS[name]:
-                continue
-            if isinstance(value, float) and value.is_integer():
-                options.append((name, str(int(value))))
-            else:
-                options.append((name, _describe(value)))
-        if self._ssl_settings is not None:
-            ca, cert, key, verify = self._ssl_settings
-            given = [("ssl_ca", ca), ("ssl_cert", cert), ("ssl_key", key)]
-            options.extend((name, value) for name, value in given if value is not None)
-            if not verify:
-                options.append(("ssl_verify", "false"))
-            elif ca is None and cert is None:
-                options.append(("ssl", "true"))
-        elif self.ssl is not None:
-            options.append(("ssl", "SSLContext"))
-        if self.server_public_key is not None:
-            options.append(("server_public_key", "given"))
-        options.extend((name, _describe(self._extra[name])) for name in sorted(self._extra))
-        return options
-
-    def __str__(self) -> str:
-        return self.redacted()
-
-    def __repr__(self) -> str:
-        return f"ConnectParams({self.redacted()!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ConnectParams):
-            return self._key == other._key
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-    def __copy__(self) -> ConnectParams:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectParams:
-        return self
-
-    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], ConnectParams], tuple[Any, ...]]:
-        # The default reduce would restore slots through __setattr__, which
-        # refuses; rebuilding also recomputes the digest with this process's salt.
-        return (_rebuild, (self._init_kwargs(),))
-
-
-def _quote_host(host: str) -> str:
-    if ":" in host:
-        return "[" + host.replace("%", "%25") + "]"
-    return urllib.parse.quote(host, safe="")
-
-
-def _check_hosts(hosts: Iterable[tuple[str, int] | str]) -> list[tuple[str, int]]:
-    """``hosts=`` as a list of ``(host, port)``: each a pair or ``"host[:port]"``."""
-    if isinstance(hosts, (str, bytes)):
-        raise TypeError(
-            "ConnectParams(): hosts must be a list of (host, port) pairs or 'host:port' strings, "
-            "not one string"
-        )
-    checked: list[tuple[str, int]] = []
-    for item in hosts:
-        if isinstance(item, str):
-            host, port = _parse_hostport(item)
-            pair = (host, 3306 if port is None else port)
-        elif (
-            isinstance(item, tuple)
-            and len(item) == 2
-            and isinstance(item[0], str)
-            and isinstance(item[1], int)
-            and not isinstance(item[1], bool)
-        ):
-            pair = item
-        else:
-            raise TypeError(
-                f"ConnectParams(): each of hosts must be a (host, port) pair or a 'host:port' "
-                f"string, got {item!r}"
-            )
-        if not pair[0]:
-            raise ValueError("ConnectParams(): a host in hosts is empty")
-        if not 1 <= pair[1] <= 65535:
-            raise ValueError(f"ConnectParams(): port must be from 1 to 65535, got {pair[1]}")
-        if pair in checked:
-            raise ValueError(f"ConnectParams(): {pair[0]}:{pair[1]} is listed twice in hosts")
-        checked.append(pair)
-    if not checked:
-        raise ValueError("ConnectParams(): hosts is empty")
-    return checked
-
-
-def _rebuild(kwargs: dict[str, Any]) -> ConnectParams:
-    return ConnectParams(**kwargs)
-
-
-def _same_as_default(value: Any, default: Any) -> bool:
-    if value is default:
-        return True
-    if type(value) is not type(default):
-        return False
-    try:
-        return bool(value == default)
-    except Exception:
-        return False
-
-
-def _quote_value(text: str) -> str:
-    # Keep paths readable ("/etc/ssl/ca.pem"), encode everything else.
-    return urllib.parse.quote(text, safe="/:")
-
-
-_DEFAULTS: dict[str, Any] = {
-    name: p.default
-    for name, p in inspect.signature(ConnectParams.__init__).parameters.items()
-    if p.kind is p.KEYWORD_ONLY
-}
-
-
-# -- DSN parsing ---------------------------------------------------------------
 
 
 def _to_str(value: str) -> str:
@@ -726,46 +71,6 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def _fail(message: str) -> NoReturn:
-    raise ValueError(f"invalid DSN: {message}")
-
-
-def _decode(text: str, part: str, *, plus: bool = False) -> str:
-    """Strict percent-decoding: a stray ``%`` or invalid UTF-8 is an error.
-
-    Lenient decoding would silently turn a mistyped password into a
-    different one; the error names ``part`` and never echoes ``text``.
-    """
-    if plus:
-        text = text.replace("+", " ")
-    if _BAD_PERCENT.search(text):
-        _fail(f"{part} is not valid percent-encoding (write a literal '%' as %25)")
-    try:
-        return urllib.parse.unquote_to_bytes(text).decode("utf-8")
-    except UnicodeDecodeError:
-        _fail(f"{part} is not valid UTF-8 after percent-decoding")
-
-
-def _secret_candidates(dsn: str) -> list[str]:
-    """Strings an error message must not contain (or be part of).
-
-    Found before parsing so that even a DSN too malformed to parse cannot
-    leak its password: if the normal split finds no ``user:password@``, the
-    text up to the last ``@`` is assumed to be one (an unencoded ``/``, ``?``
-    or ``#`` in a password ends the netloc early).
-    """
-    rest = dsn.partition("://")[2] or dsn
-    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    userinfo, at, _ = netloc.rpartition("@")
-    if not at:
-        userinfo, at, _ = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return []
-    raw = userinfo.partition(":")[2]
-    candidates = {raw, urllib.parse.unquote(raw), urllib.parse.unquote_plus(raw)}
-    return sorted(c for c in candidates if c)
-
-
 def parse_dsn(dsn: str) -> ConnectParams:
     """Parse ``mysql://user:password@host:port/db?option=value&...``.
 
@@ -788,14 +93,14 @@ def parse_dsn(dsn: str) -> ConnectParams:
     """
     if not isinstance(dsn, str):
         raise TypeError(f"parse_dsn() needs a str, got {type(dsn).__name__}")
-    secrets = _secret_candidates(dsn)
+    secrets = secret_candidates(dsn)
 
     scheme, sep, rest = dsn.partition("://")
     if not sep:
-        _fail("missing scheme; expected mysql://, mariadb:// or mysql+aiomysql://")
+        invalid_dsn("missing scheme; expected mysql://, mariadb:// or mysql+aiomysql://")
     if scheme.lower() not in _SCHEMES:
-        _fail(
-            f"unsupported scheme {_show(scheme, secrets)}; "
+        invalid_dsn(
+            f"unsupported scheme {show(scheme, secrets)}; "
             "expected mysql://, mariadb:// or mysql+aiomysql://"
         )
 
@@ -806,7 +111,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
             end = min(end, found)
     netloc, tail = rest[:end], rest[end:]
     if "#" in tail:
-        _fail("a fragment ('#') is not allowed; percent-encode '#' in a password as %23")
+        invalid_dsn("a fragment ('#') is not allowed; percent-encode '#' in a password as %23")
     path, _, query = tail.partition("?")
 
     # Netloc values are never echoed: when the DSN is malformed, they may be
@@ -816,22 +121,22 @@ def parse_dsn(dsn: str) -> ConnectParams:
     password = ""
     if at:
         raw_user, colon, raw_password = userinfo.partition(":")
-        user = _decode(raw_user, "user") or None
+        user = percent_decode(raw_user, "user") or None
         if colon:
-            password = _decode(raw_password, "password")
+            password = percent_decode(raw_password, "password")
         secrets = sorted({*secrets, password} - {""})
     try:
         if "," in hostport:
-            several = [_parse_hostport(part) for part in hostport.split(",")]
+            several = [parse_hostport(part) for part in hostport.split(",")]
             if not all(name for name, _ in several):
-                _fail("an empty host in the host list")
+                invalid_dsn("an empty host in the host list")
             hosts: list[tuple[str, int]] | None = [
                 (name, 3306 if number is None else number) for name, number in several
             ]
             host, port = several[0]
         else:
             hosts = None
-            host, port = _parse_hostport(hostport)
+            host, port = parse_hostport(hostport)
     except ValueError as exc:
         if not at and "@" in tail:
             # Most likely user:password@ cut short by an unencoded character.
@@ -847,8 +152,8 @@ def parse_dsn(dsn: str) -> ConnectParams:
     if path not in ("", "/"):
         name = path[1:]
         if "/" in name:
-            _fail("the database name (path) must not contain '/'")
-        kwargs["db"] = _decode(name, "database name")
+            invalid_dsn("the database name (path) must not contain '/'")
+        kwargs["db"] = percent_decode(name, "database name")
 
     kwargs.update(_parse_query(query, secrets))
 
@@ -857,7 +162,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
     elif host:
         kwargs["host"] = host
     elif "unix_socket" not in kwargs:
-        _fail("no host given (an empty host needs the unix_socket option)")
+        invalid_dsn("no host given (an empty host needs the unix_socket option)")
 
     try:
         return ConnectParams(**kwargs)
@@ -867,67 +172,32 @@ def parse_dsn(dsn: str) -> ConnectParams:
         raise ValueError(f"invalid DSN: {exc}") from None
 
 
-def _parse_hostport(hostport: str) -> tuple[str, int | None]:
-    if hostport.startswith("["):
-        close = hostport.find("]")
-        if close == -1:
-            _fail("IPv6 host is missing its closing ']'")
-        host = _decode(hostport[1:close], "host")
-        after = hostport[close + 1 :]
-        if after and not after.startswith(":"):
-            _fail("unexpected text after the bracketed IPv6 host")
-        port_text = after[1:] if after else None
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            _fail("the bracketed host is not a valid IPv6 address")
-    else:
-        raw_host, colon, rest = hostport.partition(":")
-        if ":" in rest:
-            _fail("host contains ':'; put an IPv6 address in brackets, e.g. [::1]:3306")
-        if "[" in raw_host or "]" in raw_host:
-            _fail("host contains a bracket outside an IPv6 address")
-        host = _decode(raw_host, "host")
-        port_text = rest if colon else None
-    if port_text is None:
-        return host, None
-    if not port_text:
-        _fail("empty port after ':'")
-    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:
-        _fail("port is not an integer from 1 to 65535")
-    return host, int(port_text)
-
-
 def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     seen: set[str] = set()
-    for item in query.split("&"):
-        if not item:
-            continue  # tolerate "?", "&&" and a trailing "&"
-        raw_name, eq, raw_value = item.partition("=")
-        name = _decode(raw_name, "an option name", plus=True)
-        shown = _show(name, secrets)
+    for item in query_items(query, secrets):
+        name, shown = item.name, item.shown
         if name in POOL_OPTION_DEFAULTS:
-            _fail(
+            invalid_dsn(
                 f"{name} is a pool option, not a connection option: give this DSN to "
                 "Pool(), create_pool() or PoolManager"
             )
         if name not in _OPTIONS:
             known = ", ".join(sorted(_OPTIONS))
-            _fail(f"unknown option {shown} (known options: {known})")
+            invalid_dsn(f"unknown option {shown} (known options: {known})")
         if name in seen:
-            _fail(f"option {shown} given more than once")
+            invalid_dsn(f"option {shown} given more than once")
         seen.add(name)
-        if not eq:
-            _fail(f"option {shown} has no value")
-        value = _decode(raw_value, f"the value of option {shown}", plus=True)
+        if item.raw_value is None:
+            invalid_dsn(f"option {shown} has no value")
+        value = item.value()
         if not value:
-            _fail(f"option {shown} has an empty value")
+            invalid_dsn(f"option {shown} has an empty value")
         keyword, convert = _OPTIONS[name]
         try:
             kwargs[keyword] = convert(value)
         except ValueError as exc:
-            _fail(f"option {shown}: {_show(value, secrets)} {exc}")
+            invalid_dsn(f"option {shown}: {show(value, secrets)} {exc}")
     return kwargs
 
 

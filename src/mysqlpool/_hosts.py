@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from ._backoff import backoff_delay
-from ._dsn import ConnectParams
+from ._params import ConnectParams
 from ._server_state import ServerState
 from ._stats import HostStats
 

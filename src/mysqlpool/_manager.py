@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from ._dsn import ConnectParams, resolve_params
+from ._dsn import resolve_params
 from ._options import split_pool_options
+from ._params import ConnectParams
 from ._pool import Pool
 from ._stats import PoolStats
 from .errors import PoolClosed

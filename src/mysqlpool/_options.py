@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
+
+from ._query import query_items
+from ._redaction import secret_candidates
 
 __all__ = ["POOL_OPTION_DEFAULTS", "parse_bool", "split_pool_options"]
 
@@ -109,26 +111,32 @@ def split_pool_options(dsn: str) -> tuple[str, dict[str, Any]]:
     Returns the DSN without them (connection options stay, in order) and the
     options converted to Python types.
 
+    Names and values are decoded as :func:`parse_dsn` decodes connection
+    options: ``+`` is a space, and a stray ``%`` or invalid UTF-8 is an error.
+
     Raises:
-        ValueError: an option given twice or a value of the wrong type; the
-            message names the option and never shows the rest of the DSN.
+        ValueError: an option given twice, a value of the wrong type, or a
+            name or value that is not valid percent-encoding; the message
+            names the option (when its name could be decoded) and never shows
+            the rest of the DSN.
     """
     head, sep, query = dsn.partition("?")
     if not sep:
         return dsn, {}
     kept: list[str] = []
     options: dict[str, Any] = {}
-    for item in query.split("&"):
-        name, _, raw = item.partition("=")
+    for item in query_items(query, secret_candidates(dsn)):
+        name = item.name
         if name not in _CONVERTERS:
-            kept.append(item)
+            kept.append(item.text)
             continue
         if name in options:
             raise ValueError(f"invalid DSN: pool option {name} given more than once")
-        value = unquote_plus(raw)
+        value = item.value()
         try:
             options[name] = _CONVERTERS[name](value)
         except ValueError as exc:
             raise ValueError(f"invalid DSN: pool option {name}={value!r} {exc}") from None
+    # Empty items are not kept: parse_dsn ignores them anyway.
     rest = "&".join(kept)
     return (f"{head}?{rest}" if rest else head), options

@@ -47,13 +47,14 @@ from ._driver import (
     driver_for,
     unknown_after,
 )
-from ._dsn import ConnectParams, resolve_params
+from ._dsn import resolve_params
 from ._entry import Entry
 from ._health import HostHealth, brief
 from ._hooks import ConnectionHook, DiscardHook, Hooks, check_init
 from ._hosts import Host, HostSet, LoadBalance, Target
 from ._leaks import LeakDetector
 from ._options import split_pool_options
+from ._params import ConnectParams
 from ._prober import Prober
 from ._reaper import Reaper
 from ._stats import PoolStats

@@ -137,6 +137,30 @@ async def test_autocommit_off_select_is_rolled_back(make_pool: PoolFactory, tabl
     pool.check_invariants()
 
 
+async def test_autocommit_off_holder_that_ran_nothing_costs_no_rollback(
+    make_pool: PoolFactory,
+) -> None:
+    # With autocommit off, the return rolls back only when a statement ran
+    # since the checkout: also after a rollback, and for a connection handed
+    # straight from its releaser to a waiter.
+    pool = await make_pool(pool_size=1, max_overflow=0, autocommit=False)
+    async with pool.acquire() as conn:
+        before = await com_rollback(conn)  # a statement: rolled back at return (+1)
+    async with pool.acquire():  # nothing ran since that rollback
+        pass
+    held = await pool.acquire()
+    waiter = asyncio.ensure_future(pool.acquire())
+    await until(lambda: pool.stats().waiting == 1, "the second acquire waits")
+    await pool.release(held)  # ran nothing: handed over as it is
+    again = await asyncio.wait_for(waiter, 5)
+    assert again is held
+    await pool.release(again)  # ran nothing either
+    async with pool.acquire() as conn:
+        after = await com_rollback(conn)
+    assert after - before == 1  # the first holder's only
+    pool.check_invariants()
+
+
 # --------------------------------------------------------- reset_on_return="reset"
 
 

@@ -59,7 +59,9 @@ class Aging:
 
     def checked_out(self, entry: Entry, now: float) -> None:
         """Stamp a connection checked out at ``now``: recycle starts again."""
-        entry.expires_at = min(now + self._recycle_span, entry.retire_at)
+        recycled_at = now + self._recycle_span
+        retire_at = entry.retire_at
+        entry.expires_at = recycled_at if recycled_at < retire_at else retire_at
 
     def reason(self, entry: Entry, now: float) -> str:
         """Why a connection past ``expires_at`` is retired: ``"max_lifetime"``

@@ -6,9 +6,10 @@ implementation of this protocol (``_driver_aiomysql`` for aiomysql), which
 is the only module that may read that driver's private attributes, so a
 driver upgrade has one module to check.
 
-What a driver must answer without a round trip (``probe`` at checkout,
+What a driver must answer without a round trip (``probe`` of an idle
+connection at checkout and of every connection at its return,
 ``returned_state`` at the return, ``cancelled_mid_reply``) is asked on
-every checkout and return, once each; what needs the server (``ping``,
+every checkout and return; what needs the server (``ping``,
 ``rollback``, ``reset_session``, ``kill_query``) is awaited by the pool
 outside its state changes.
 """
@@ -82,13 +83,13 @@ class Driver(Protocol):
     def is_dead(self, conn: Any) -> bool:
         """``probe(conn) is DEAD``."""
 
-    def returned_state(self, conn: Any, marker: object) -> str:
-        """The state of a connection coming back, checked out when ``probe``
-        gave ``marker``: :data:`CLOSED`, :data:`UNREAD_RESULT`,
-        :data:`NEEDS_ROLLBACK` (the server says a transaction is open, or
-        autocommit is off and a statement ran since the checkout: a plain
-        SELECT opens a snapshot without saying so) or :data:`CLEAN`.
-        Asked at every return."""
+    def returned_state(self, conn: Any, probed: object, marker: object) -> str:
+        """The state of a connection coming back, given what ``probe`` says
+        of it now (``probed``) and said when it was checked out (``marker``):
+        :data:`CLOSED`, :data:`UNREAD_RESULT`, :data:`NEEDS_ROLLBACK` (the
+        server says a transaction is open, or autocommit is off and a
+        statement ran since the checkout: a plain SELECT opens a snapshot
+        without saying so) or :data:`CLEAN`. Asked at every return."""
 
     def cancelled_mid_reply(self, conn: Any) -> bool:
         """The driver closed the connection because its holder was cancelled

@@ -51,6 +51,7 @@ _SERVER_STATUS_IN_TRANS = 0x0001
 _SERVER_STATUS_AUTOCOMMIT = 0x0002
 _SERVER_STATUS_IN_TRANS_READONLY = 0x2000
 _IN_TRANSACTION = _SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY
+_TRANSACTION_STATUS = _IN_TRANSACTION | _SERVER_STATUS_AUTOCOMMIT
 
 
 class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
@@ -122,17 +123,17 @@ class AiomysqlDriver:
     def is_dead(self, conn: Any) -> bool:
         return self.probe(conn) is DEAD
 
-    def returned_state(self, conn: Any, marker: object) -> str:
-        result: Any = self.probe(conn)
+    def returned_state(self, conn: Any, probed: object, marker: object) -> str:
+        result: Any = probed
         if result is DEAD:
             return CLOSED
         if result is not None and result.unbuffered_active:
             return UNREAD_RESULT
         status = conn.server_status or 0
-        if status & _IN_TRANSACTION or (
+        if status & _TRANSACTION_STATUS == _SERVER_STATUS_AUTOCOMMIT:
+            return CLEAN  # autocommit on, no transaction open
+        if status & _IN_TRANSACTION or result is not marker:
             # Autocommit off: a plain SELECT opened a snapshot, unflagged.
-            not status & _SERVER_STATUS_AUTOCOMMIT and result is not marker
-        ):
             return NEEDS_ROLLBACK
         return CLEAN
 

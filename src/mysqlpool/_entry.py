@@ -37,8 +37,10 @@ class Entry:
         self.expires_at = math.inf
         self.retire_at = math.inf
         self.idle_since = now  # last return: decides whether pre_ping pings
-        # The driver's result marker at checkout: tells whether a statement
-        # ran since (needs_rollback).
+        # The driver's marker (Driver.probe) as of when it last became free:
+        # opened, returned clean, or reset. Nothing runs on a free connection,
+        # so it is the marker at its next checkout, which tells at the return
+        # whether a statement ran (Driver.returned_state).
         self.checkout_marker: object = None
         # True from its release until the next checkout: a second release of
         # the same checkout is refused while it is set.

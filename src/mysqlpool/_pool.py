@@ -27,6 +27,7 @@ import collections
 import functools
 import logging
 import os
+import types
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
@@ -39,6 +40,7 @@ from ._config import PoolOptions, ResetMode, check_seconds, merge_dsn_options
 from ._connector import Connector
 from ._deadline import DeadlineExceeded, bounded
 from ._driver import (
+    CLEAN,
     CLOSED,
     DEAD,
     NEEDS_ROLLBACK,
@@ -177,6 +179,7 @@ class Pool:
         "_discarded_total",
         "_drained",
         "_driver",
+        "_extras",
         "_fill_task",
         "_health",
         "_hooks",
@@ -188,7 +191,9 @@ class Pool:
         "_known",
         "_leaks",
         "_max",
+        "_multi",
         "_name",
+        "_now",
         "_opened_total",
         "_opening",
         "_options",
@@ -203,6 +208,7 @@ class Pool:
         "_slots",
         "_started",
         "_terminated",
+        "_timeout",
         "_timeouts",
         "_wait_time",
         "_waiters",
@@ -263,16 +269,24 @@ class Pool:
         self._hooks = Hooks(name, *hooks) if any(h is not None for h in hooks) else None
         self._init = check_init(init)
         clock = self._clock = clock if clock is not None else MONOTONIC
+        # The clock's reading, held as a plain callable: read on every
+        # checkout and return (for the default clock, time.monotonic itself).
+        self._now = clock.now
         driver = self._driver = driver_for(params)
         self._pool_size = options.pool_size
+        self._timeout = options.timeout
         self._max = options.max_size  # slots never exceed it (None: no limit)
         self._ping_after = options.pre_ping_after
         self._reset_mode = options.reset_on_return
         self._aging = aging = Aging(options.recycle, options.max_lifetime)
         leak_timeout = options.leak_timeout
         self._leaks = None if leak_timeout is None else LeakDetector(clock, leak_timeout, name)
+        # Hooks or leak detection: what a checkout and a return do besides
+        # the bookkeeping (one test on the hot path when there is none).
+        self._extras = self._hooks is not None or self._leaks is not None
         hostset = self._hostset = HostSet(params, options.load_balance, options.target)
         self._prober = Prober(hostset, clock, self._adopt_probe, name)
+        self._multi = len(hostset.hosts) > 1  # host placement matters only with several
         self._health = health = HostHealth(
             hostset,
             clock,
@@ -281,10 +295,14 @@ class Pool:
             on_down=lambda host: self._retire_idle(lambda entry, _: _host_down(entry, host)),
             wake_prober=self._prober.wake,
         )
+
+        def reap_idle() -> None:  # a reaper pass: the checkout's test, between uses
+            self._retire_idle(lambda entry, now: self._unfit(entry, now, driver.probe(entry.conn)))
+
         self._reaper = reaper = Reaper(
             clock,
             functools.partial(aging.reaper_period, options.reaper_interval),
-            functools.partial(self._retire_idle, self._vet_idle),
+            reap_idle,
             functools.partial(self._fill_min_size, raise_errors=False),
             name,
         )
@@ -482,25 +500,25 @@ class Pool:
         """
         if not self._idle:
             return None  # the common miss, without reading the clock
-        now = self._clock.now()
+        now = self._now()
         grant = self._grant(now, True)
         if not isinstance(grant, Entry):
             return None
         return self._checkout(grant, now, None)
 
-    async def _acquire(self, timeout: float | None) -> Any:
+    async def _acquire(self, timeout: float | None, ctx: _AcquireContext | None) -> Any:
         if self._closed:
             raise PoolClosed(f"pool {self._name} is closed")
         if not self._started:
             self._start()
         if timeout is _UNSET:
-            timeout = self._options.timeout
-        clock, ping_after = self._clock, self._ping_after
+            timeout = self._timeout
+        now_, ping_after = self._now, self._ping_after
         deadline: float | None = None
         began: float | None = None  # set once this acquire must wait or do I/O
         try:
             while True:
-                now = clock.now()
+                now = now_()
                 grant = self._grant(now, False)
                 if began is None and (grant.__class__ is not Entry or ping_after is not None):
                     began = now
@@ -519,26 +537,24 @@ class Pool:
                         else:
                             self._waiters.withdraw(fut)
                         raise
-                    finally:
-                        self._waiters.done_waiting(fut)
                     if self._closed:  # handed over in the same loop pass as close() began
                         self._decline(grant)
                         raise PoolClosed(f"pool {self._name} closed while waiting")
                 if grant is _SLOT:
                     entry = await self._open_slot(deadline)
                     self._in_use[entry.conn] = entry
-                    entry.checkout_marker = self._driver.probe(entry.conn)
-                elif not isinstance(grant, Entry):
-                    raise AssertionError(f"unexpected grant {grant!r}")
-                elif ping_after is not None and not await self._ping_ok(grant, deadline):
+                elif ping_after is not None and not await self._ping_ok(grant, deadline):  # type: ignore[arg-type]
                     continue
                 else:
-                    entry = grant
-                return self._checkout(entry, clock.now(), began)
+                    entry = grant  # type: ignore[assignment]
+                conn = self._checkout(entry, now_(), began)
+                if ctx is not None:
+                    ctx._conn = conn  # for its __aexit__
+                return conn
         except DeadlineExceeded as exc:
             self._timeouts += 1
             if began is not None:
-                self._wait_time += clock.now() - began
+                self._wait_time += now_() - began
             limit = ""
             if exc.doing == "waiting for a connection":
                 limit = (
@@ -567,7 +583,7 @@ class Pool:
                 if now - head.idle_since >= ping_after:
                     return None  # acquire() pings it first
             entry = self._idle_get()
-            reason = self._vet_idle(entry, now)
+            reason = self._unfit(entry, now, self._driver.probe(entry.conn))
             if reason is None:
                 self._in_use[entry.conn] = entry
                 return entry
@@ -579,16 +595,14 @@ class Pool:
         self._opening += 1
         return _SLOT
 
-    def _vet_idle(self, entry: Entry, now: float) -> str | None:
-        """None when an idle connection may be handed out (its checkout marker
-        is then taken); else why not: its server hung up, or it is too old.
-        At checkout, and by the reaper between uses."""
-        marker = self._driver.probe(entry.conn)
-        if marker is DEAD:
+    def _unfit(self, entry: Entry, now: float, probed: object) -> str | None:
+        """Why an idle connection must not be handed out (``probed`` is what
+        the driver's probe said of it): its server hung up, or it is too old;
+        None when it may be. At checkout, and by the reaper between uses."""
+        if probed is DEAD:
             return "closed by the server"
         if now >= entry.expires_at:
             return self._aging.reason(entry, now)
-        entry.checkout_marker = marker
         return None
 
     def _checkout(self, entry: Entry, now: float, began: float | None) -> Any:
@@ -599,10 +613,11 @@ class Pool:
         self._acquires += 1
         if began is not None:
             self._wait_time += now - began
-        if self._hooks is not None:
-            self._hooks.checked_out(conn)
-        if self._leaks is not None:
-            self._leaks.watch(entry)
+        if self._extras:
+            if self._hooks is not None:
+                self._hooks.checked_out(conn)
+            if self._leaks is not None:
+                self._leaks.watch(entry)
         return conn
 
     def _decline(self, grant: Entry | _SlotGrant) -> None:
@@ -639,6 +654,7 @@ class Pool:
             self._hooks.connected(conn)
         now = self._clock.now()
         entry = Entry(conn, host, now)
+        entry.checkout_marker = self._driver.probe(conn)
         self._aging.opened(entry, now)
         return entry
 
@@ -699,12 +715,20 @@ class Pool:
                 state = "was not acquired from"
             raise PoolError(f"connection {id(conn):#x} {state} pool {self._name}")
         entry.returning = True
-        if self._leaks is not None:
-            self._leaks.unwatch(entry)
-        if self._hooks is not None:
-            self._hooks.checked_in(conn)
+        if self._extras:
+            if self._leaks is not None:
+                self._leaks.unwatch(entry)
+            if self._hooks is not None:
+                self._hooks.checked_in(conn)
         driver = self._driver
-        state = driver.returned_state(conn, entry.checkout_marker)
+        probed = driver.probe(conn)
+        state = driver.returned_state(conn, probed, entry.checkout_marker)
+        if state is CLEAN and error is None and not discard and self._reset_mode != "reset":
+            # The common return, decided at once: what the rules below
+            # conclude for it, without asking them one by one.
+            entry.checkout_marker = probed  # free again: the next holder's start
+            self._check_in(entry, None)
+            return _DONE
         # Its protocol state is unknown when it is closed, when its holder
         # stopped with an error that leaves it so, or when a reply is unread.
         reason = None
@@ -732,6 +756,8 @@ class Pool:
             or (self._reset_mode == "rollback" and state is NEEDS_ROLLBACK)
         ):
             return self._reset_then_check_in(entry)
+        else:
+            entry.checkout_marker = probed  # free again: the next holder's start
         self._check_in(entry, reason)
         return _DONE
 
@@ -743,6 +769,7 @@ class Pool:
                 await self._driver.rollback(conn)
             else:
                 await self._driver.reset_session(conn, self._params, self._init)
+            entry.checkout_marker = self._driver.probe(conn)  # after the reset's statements
         except Exception as reset_error:
             reason = "reset failed"
             logger.info(
@@ -763,28 +790,28 @@ class Pool:
         where the policy wants it; else handed to the oldest waiter; else
         queued if the queue has room; else closed as overflow.
         """
-        del self._in_use[entry.conn]
         if reason is None:
             if self._closed:
                 reason = "pool closed"
             else:
-                now = self._clock.now()
+                now = self._now()
                 if now >= entry.expires_at:
                     reason = self._aging.reason(entry, now)
-                elif self._health.multi and not self._hostset.preferred(entry.host):
+                elif self._multi and not self._hostset.preferred(entry.host):
                     # Its host went down, or a better one is up.
                     reason = "rebalance" if entry.host.up else "host down"
                 else:
-                    entry.idle_since = now
                     waiter = self._waiters.pop() if self._waiters.queue else None
                     if waiter is not None:
-                        self._in_use[entry.conn] = entry
-                        waiter.set_result(entry)
+                        waiter.set_result(entry)  # it stays in use, by its next holder
                         return
                     if len(self._idle) < self._pool_size:
+                        del self._in_use[entry.conn]
+                        entry.idle_since = now
                         self._idle.append(entry)
                         return
                     reason = "pool full"
+        del self._in_use[entry.conn]
         self._retire(entry, reason)
         self._free_slot()
 
@@ -1037,15 +1064,18 @@ class _AcquireContext:
         self._conn: Any = None
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._pool._acquire(self._timeout).__await__()
+        return self._pool._acquire(self._timeout, None).__await__()
 
-    async def __aenter__(self) -> Any:
+    def __aenter__(self) -> Awaitable[Any]:
+        # A plain method returning an awaitable, so that a wait runs in one
+        # coroutine, not two (benchmarks/contended.py).
         pool = self._pool
-        conn = pool.try_acquire()
+        # With nothing idle (all in use, under load) go straight to waiting.
+        conn = pool.try_acquire() if pool._idle else None
         if conn is None:
-            conn = await pool._acquire(self._timeout)
+            return pool._acquire(self._timeout, self)
         self._conn = conn
-        return conn
+        return _ready(conn)
 
     def __aexit__(
         self,
@@ -1073,6 +1103,13 @@ class _Done:
 
 
 _DONE: Awaitable[None] = _Done()  # type: ignore[assignment]
+
+
+@types.coroutine
+def _ready(conn: Any) -> Generator[Any, None, Any]:
+    """An awaitable that gives ``conn`` at once."""
+    return conn
+    yield  # a generator: @types.coroutine makes it awaitable
 
 
 async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) -> Pool:

@@ -32,7 +32,7 @@ _WAITING = "waiting for a connection"
 class WaiterQueue:
     """FIFO waiters with deadlines on ``clock``."""
 
-    __slots__ = ("_clock", "_last_shared", "_own_timers", "_timer", "_timer_at", "queue")
+    __slots__ = ("_clock", "_last_shared", "_timer", "_timer_at", "queue")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -49,7 +49,6 @@ class WaiterQueue:
         self._last_shared = -math.inf
         self._timer: Timer | None = None  # the shared timer, due at _timer_at
         self._timer_at = math.inf
-        self._own_timers: dict[asyncio.Future[Any], Timer] = {}
 
     def add(self, deadline: float | None) -> asyncio.Future[Any]:
         """Queue a new waiter; its future gets what is handed over, or fails
@@ -63,16 +62,12 @@ class WaiterQueue:
             if deadline < self._timer_at:
                 self._arm(deadline)
         else:
-            self._own_timers[fut] = self._clock.call_at(deadline, _expire, fut)
+            # Left to run even if the waiter is served first: it then finds
+            # the future done. (A cancelled timer would stay in the event
+            # loop's heap just as long.)
+            self._clock.call_at(deadline, _expire, fut)
             self.queue.append((fut, None))
         return fut
-
-    def done_waiting(self, fut: asyncio.Future[Any]) -> None:
-        """The waiter of ``fut`` stopped waiting, however (its own cleanup)."""
-        if self._own_timers:
-            timer = self._own_timers.pop(fut, None)
-            if timer is not None:
-                timer.cancel()
 
     def withdraw(self, fut: asyncio.Future[Any]) -> None:
         """Take out a waiter that gave up before anything was handed to it."""
@@ -111,19 +106,12 @@ class WaiterQueue:
             self._timer.cancel()
             self._timer = None
         self._timer_at = math.inf
-        for timer in self._own_timers.values():
-            timer.cancel()
-        self._own_timers.clear()
 
     def waiting(self) -> int:
         """How many are still waiting."""
         # tuple() copies in one step, so a scrape from another thread (a
         # metrics server) never iterates a deque being changed.
         return sum(1 for fut, _ in tuple(self.queue) if not fut.done())
-
-    def pending_timers(self) -> int:
-        """Timers set for deadlines (the shared one and own ones)."""
-        return (self._timer is not None) + len(self._own_timers)
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:

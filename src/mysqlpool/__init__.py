@@ -1,5 +1,6 @@
 """mysqlpool: a fair, bounded asyncio connection pool for MySQL and MariaDB."""
 
+from ._config import PoolOptions
 from ._dropin import disable, enable, is_enabled
 from ._dsn import parse_dsn
 from ._manager import PoolManager
@@ -16,6 +17,7 @@ __all__ = [
     "PoolClosed",
     "PoolError",
     "PoolManager",
+    "PoolOptions",
     "PoolStats",
     "PoolTimeout",
     "create_pool",

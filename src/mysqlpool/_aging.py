@@ -1,4 +1,5 @@
-"""The age rules: when a healthy connection is retired for its age.
+"""The retire rules: when an idle connection is unfit, and when a healthy
+connection is retired for its age.
 
 ``recycle`` counts from the activity stamp (the open, then each checkout)
 and keeps the server's ``wait_timeout`` from closing a pooled connection
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from ._driver import DEAD
 from ._entry import Entry
 
 __all__ = ["Aging", "auto_recycle"]
@@ -62,6 +64,16 @@ class Aging:
         recycled_at = now + self._recycle_span
         retire_at = entry.retire_at
         entry.expires_at = recycled_at if recycled_at < retire_at else retire_at
+
+    def unfit(self, entry: Entry, now: float, probed: object) -> str | None:
+        """Why an idle connection must not be handed out (``probed`` is what
+        the driver's probe says of it now): its server hung up, or it is too
+        old; None when it may be. At checkout, and by the reaper between uses."""
+        if probed is DEAD:
+            return "closed by the server"
+        if now >= entry.expires_at:
+            return self.reason(entry, now)
+        return None
 
     def reason(self, entry: Entry, now: float) -> str:
         """Why a connection past ``expires_at`` is retired: ``"max_lifetime"``

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from ._driver import Driver
 from ._params import ConnectParams
 
-__all__ = ["KILL_TIMEOUT", "SideTasks", "kill_query"]
+__all__ = ["KILL_TIMEOUT", "SideTasks", "join_stopped", "kill_query"]
 
 logger = logging.getLogger("mysqlpool")
 
@@ -64,3 +64,17 @@ async def kill_query(driver: Driver, params: ConnectParams, thread_id: int, pool
         await driver.kill_query(params, thread_id, KILL_TIMEOUT)
     except Exception as exc:  # e.g. 1094: the statement already ended
         logger.debug("pool %s: KILL QUERY %s failed: %s", pool_name, thread_id, exc)
+
+
+async def join_stopped(tasks: Iterable[asyncio.Future[Any] | None]) -> None:
+    """Await background tasks that were told to stop (cancelled), so none is
+    left pending; their own failures were logged by them."""
+    for task in tasks:
+        if task is not None and not task.done():
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():  # the caller itself was cancelled
+                    raise
+            except Exception:
+                pass

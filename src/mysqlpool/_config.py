@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._hosts import LOAD_BALANCE, TARGETS, LoadBalance, Target
-from ._options import POOL_OPTION_DEFAULTS
 
 __all__ = [
     "DEFAULT_PRE_PING_AFTER",
     "PoolOptions",
     "ResetMode",
     "check_seconds",
-    "merge_dsn_options",
 ]
 
 ResetMode = Literal["rollback", "reset"]
@@ -33,8 +31,58 @@ DEFAULT_PRE_PING_AFTER = 1.0
 class PoolOptions:
     """Everything about a pool but its connection parameters and callbacks.
 
-    ``pool.options`` shows them as the pool uses them (numbers as floats).
-    See :class:`~mysqlpool.Pool` for what each one means.
+    ``Pool(...)`` takes each as a keyword argument or from the DSN's query
+    string; ``pool.options`` shows them as the pool uses them (numbers as
+    floats).
+
+    Attributes:
+        pool_size: idle connections kept in the queue (default 5).
+        max_overflow: connections opened beyond ``pool_size`` under load and
+            closed when they come back to a full queue (default 10); None means
+            unbounded.
+        timeout: seconds ``acquire()`` waits for a connection when
+            ``pool_size + max_overflow`` are in use (default 30); None waits
+            forever. Opening and pinging count against the same deadline.
+        recycle: a connection whose activity stamp (set at open and at each
+            checkout) is this many seconds old is closed instead of reused;
+            ``"auto"`` (default) derives it from the server's ``wait_timeout``;
+            None disables it.
+        max_lifetime: seconds after opening when a connection is retired,
+            however it is used (default None: never).
+        pre_ping: True pings a connection idle for more than a second before
+            handing it out; a number sets that idle threshold in seconds (0:
+            always). A dead connection is replaced; the caller never sees it.
+        reset_on_return: ``"rollback"`` (default) rolls back when a
+            transaction may be open, ``"reset"`` sends COM_RESET_CONNECTION and
+            re-applies the configured session, None does nothing.
+        min_size: connections opened by ``open()`` and kept open by the reaper
+            (default 0); at most ``pool_size``.
+        reaper_interval: seconds between reaper passes; None derives it from
+            ``recycle`` and ``max_lifetime``.
+        leak_timeout: seconds after which a connection still checked out is
+            logged as a likely leak, with the stack of its ``acquire()``.
+        lifo: hand out the most recently returned connection first (default:
+            the least recently returned, which spreads use evenly).
+        name: how logs, errors and stats name the pool (default: the DSN with
+            its password redacted).
+        kill_query_on_cancel: when a holder is cancelled (or times out) while
+            waiting for a statement's reply, send ``KILL QUERY`` for it over a
+            short-lived side connection, so the server stops the work nobody
+            will read (default True).
+        load_balance: with several hosts in the DSN, where new connections
+            go: ``"failover"`` (default: the first host that is up, in
+            order), ``"round_robin"``, ``"random"`` or ``"least_connections"``
+            (spread over the hosts that are up, within one connection of
+            even). A host that fails is marked down with exponential backoff,
+            its idle connections are closed, and it is tried again when the
+            backoff runs out; connections that come back to a host that is
+            down, or where the policy no longer wants them (a better host is
+            up again), are closed instead of kept.
+        target: ``"any"`` (default), ``"primary"`` (only ``@@read_only=0``),
+            ``"replica"`` (only ``@@read_only=1``) or ``"prefer_replica"`` (a
+            replica when one is up, else the primary); checked on every new
+            connection. A Galera node that is not ready and Synced counts as
+            down whatever the target.
 
     Raises:
         ValueError: a value out of range or of the wrong type, naming the option.
@@ -113,23 +161,6 @@ class PoolOptions:
     def replace(self, **changes: Any) -> PoolOptions:
         """A copy with ``changes`` applied (checked like the original)."""
         return dataclasses.replace(self, **changes)
-
-
-def merge_dsn_options(given: dict[str, Any], from_dsn: dict[str, Any]) -> dict[str, Any]:
-    """Pool options from the DSN replace defaults; one set both ways must agree.
-
-    Raises:
-        ValueError: an option given both ways, with different values.
-    """
-    merged = dict(given)
-    for option, value in from_dsn.items():
-        argument = given[option]
-        if argument != POOL_OPTION_DEFAULTS[option] and argument != value:
-            raise ValueError(
-                f"{option} is given both in the DSN ({value!r}) and as an argument ({argument!r})"
-            )
-        merged[option] = value
-    return merged
 
 
 def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float | None:

@@ -8,31 +8,19 @@ their ranges, so a bad value gets the same message wherever it came from.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from ._config import PoolOptions
 from ._query import query_items
 from ._redaction import secret_candidates
 
-__all__ = ["POOL_OPTION_DEFAULTS", "parse_bool", "split_pool_options"]
+__all__ = ["POOL_OPTION_DEFAULTS", "merge_dsn_options", "parse_bool", "split_pool_options"]
 
 #: Every option ``Pool`` takes besides the connection itself, with its default.
 POOL_OPTION_DEFAULTS: dict[str, Any] = {
-    "pool_size": 5,
-    "max_overflow": 10,
-    "timeout": 30.0,
-    "recycle": "auto",
-    "max_lifetime": None,
-    "pre_ping": False,
-    "reset_on_return": "rollback",
-    "min_size": 0,
-    "reaper_interval": None,
-    "leak_timeout": None,
-    "lifo": False,
-    "name": None,
-    "kill_query_on_cancel": True,
-    "load_balance": "failover",
-    "target": "any",
+    field.name: field.default for field in dataclasses.fields(PoolOptions)
 }
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -140,3 +128,20 @@ def split_pool_options(dsn: str) -> tuple[str, dict[str, Any]]:
     # Empty items are not kept: parse_dsn ignores them anyway.
     rest = "&".join(kept)
     return (f"{head}?{rest}" if rest else head), options
+
+
+def merge_dsn_options(given: dict[str, Any], from_dsn: dict[str, Any]) -> dict[str, Any]:
+    """Pool options from the DSN replace defaults; one set both ways must agree.
+
+    Raises:
+        ValueError: an option given both ways, with different values.
+    """
+    merged = dict(given)
+    for option, value in from_dsn.items():
+        argument = given[option]
+        if argument != POOL_OPTION_DEFAULTS[option] and argument != value:
+            raise ValueError(
+                f"{option} is given both in the DSN ({value!r}) and as an argument ({argument!r})"
+            )
+        merged[option] = value
+    return merged

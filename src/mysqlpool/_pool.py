@@ -34,15 +34,14 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ._aging import Aging
-from ._background import SideTasks, kill_query
+from ._background import SideTasks, join_stopped, kill_query
 from ._clock import MONOTONIC, Clock, wait_until
-from ._config import PoolOptions, ResetMode, check_seconds, merge_dsn_options
+from ._config import PoolOptions, ResetMode, check_seconds
 from ._connector import Connector
 from ._deadline import DeadlineExceeded, bounded
 from ._driver import (
     CLEAN,
     CLOSED,
-    DEAD,
     NEEDS_ROLLBACK,
     UNREAD_RESULT,
     InitCallback,
@@ -55,11 +54,11 @@ from ._health import HostHealth, brief
 from ._hooks import ConnectionHook, DiscardHook, Hooks, check_init
 from ._hosts import Host, HostSet, LoadBalance, Target
 from ._leaks import LeakDetector
-from ._options import split_pool_options
+from ._options import merge_dsn_options, split_pool_options
 from ._params import ConnectParams
 from ._prober import Prober
 from ._reaper import Reaper
-from ._stats import PoolStats
+from ._stats import PoolStats, imbalances
 from ._waiters import WaiterQueue
 from .errors import PoolClosed, PoolError, PoolTimeout
 
@@ -97,68 +96,23 @@ class Pool:
     Args:
         dsn: ``mysql://user:password@host:port/db?option=value``, a
             :class:`ConnectParams`, or None to build one from ``connect_kwargs``.
-        pool_size: idle connections kept in the queue (default 5).
-        max_overflow: connections opened beyond ``pool_size`` under load and
-            closed when they come back to a full queue (default 10); None means
-            unbounded.
-        timeout: seconds ``acquire()`` waits for a connection when
-            ``pool_size + max_overflow`` are in use (default 30); None waits
-            forever. Opening and pinging count against the same deadline.
-        recycle: a connection whose activity stamp (set at open and at each
-            checkout) is this many seconds old is closed instead of reused;
-            ``"auto"`` (default) derives it from the server's ``wait_timeout``;
-            None disables it.
-        max_lifetime: seconds after opening when a connection is retired,
-            however it is used (default None: never).
-        pre_ping: True pings a connection idle for more than a second before
-            handing it out; a number sets that idle threshold in seconds (0:
-            always). A dead connection is replaced; the caller never sees it.
-        reset_on_return: ``"rollback"`` (default) rolls back when a
-            transaction may be open, ``"reset"`` sends COM_RESET_CONNECTION and
-            re-applies the configured session, None does nothing.
-        min_size: connections opened by ``open()`` and kept open by the reaper
-            (default 0); at most ``pool_size``.
-        reaper_interval: seconds between reaper passes; None derives it from
-            ``recycle`` and ``max_lifetime``.
+        pool_size, max_overflow, timeout, recycle, max_lifetime, pre_ping,
+            reset_on_return, min_size, reaper_interval, leak_timeout, lifo,
+            name, kill_query_on_cancel, load_balance, target: the pool's
+            options, described in :class:`PoolOptions` (``pool.options``).
+            Each may also be given in the DSN's query string
+            (``?pool_size=10&recycle=auto``); one given both ways must agree.
         init: ``async def init(conn)`` run on every new connection (and after
             every reset with ``reset_on_return="reset"``, which wipes what it set).
-        leak_timeout: seconds after which a connection still checked out is
-            logged as a likely leak, with the stack of its ``acquire()``.
-        lifo: hand out the most recently returned connection first (default:
-            the least recently returned, which spreads use evenly).
-        name: how logs, errors and stats name the pool (default: the DSN with
-            its password redacted).
-        kill_query_on_cancel: when a holder is cancelled (or times out) while
-            waiting for a statement's reply, send ``KILL QUERY`` for it over a
-            short-lived side connection, so the server stops the work nobody
-            will read (default True).
         on_connect, on_checkout, on_checkin: ``hook(conn)`` called (synchronously)
             when a connection is opened, handed out, and given back.
         on_discard: ``hook(conn, reason)`` called when the pool closes a
             connection (reason: ``"recycle"``, ``"max_lifetime"``,
             ``"pool full"``, ``"pool closed"``, ``"connection closed"``, ...).
             A hook that raises is logged and ignored.
-        load_balance: with several hosts in the DSN, where new connections
-            go: ``"failover"`` (default: the first host that is up, in
-            order), ``"round_robin"``, ``"random"`` or ``"least_connections"``
-            (spread over the hosts that are up, within one connection of
-            even). A host that fails is marked down with exponential backoff,
-            its idle connections are closed, and it is tried again when the
-            backoff runs out; connections that come back to a host that is
-            down, or where the policy no longer wants them (a better host is
-            up again), are closed instead of kept.
-        target: ``"any"`` (default), ``"primary"`` (only ``@@read_only=0``),
-            ``"replica"`` (only ``@@read_only=1``) or ``"prefer_replica"`` (a
-            replica when one is up, else the primary); checked on every new
-            connection. A Galera node that is not ready and Synced counts as
-            down whatever the target.
         clock: the time source (default: the monotonic clock); tests pass a
             :class:`mysqlpool.testing.ManualClock` to move time themselves.
         connect_kwargs: other ``aiomysql.connect`` keywords.
-
-    Every option but ``init``, the hooks and ``clock`` may also be given in
-    the DSN's query string (``?pool_size=10&recycle=auto``); an option given
-    both ways must agree.
 
     Raises:
         ValueError: for an option out of range or a malformed DSN (the message
@@ -169,48 +123,12 @@ class Pool:
     # specialized by CPython 3.11+ (benchmarks/hotpath.py); __weakref__: the
     # Prometheus collector holds weak references to pools.
     __slots__ = (
-        "__weakref__",
-        "_acquires",
-        "_aging",
-        "_clock",
-        "_closed",
-        "_closed_total",
-        "_connector",
-        "_discarded_total",
-        "_drained",
-        "_driver",
-        "_extras",
-        "_fill_task",
-        "_health",
-        "_hooks",
-        "_hostset",
-        "_idle",
-        "_idle_get",
-        "_in_use",
-        "_init",
-        "_known",
-        "_leaks",
-        "_max",
-        "_multi",
-        "_name",
-        "_now",
-        "_opened_total",
-        "_opening",
-        "_options",
-        "_params",
-        "_ping_after",
-        "_pool_size",
-        "_prober",
-        "_reaper",
-        "_recycled_total",
-        "_reset_mode",
-        "_side_tasks",
-        "_slots",
-        "_started",
-        "_terminated",
-        "_timeout",
-        "_timeouts",
-        "_wait_time",
+        "__weakref__", "_acquires", "_aging", "_clock", "_closed", "_closed_total", "_connector",
+        "_discarded_total", "_drained", "_driver", "_extras", "_fill_task", "_health", "_hooks",
+        "_hostset", "_idle", "_idle_get", "_in_use", "_init", "_known", "_leaks", "_max",
+        "_multi", "_name", "_now", "_opened_total", "_opening", "_options", "_params",
+        "_ping_after", "_pool_size", "_prober", "_reaper", "_recycled_total", "_reset_mode",
+        "_side_tasks", "_slots", "_started", "_terminated", "_timeout", "_timeouts", "_wait_time",
         "_waiters",
     )
 
@@ -297,7 +215,7 @@ class Pool:
         )
 
         def reap_idle() -> None:  # a reaper pass: the checkout's test, between uses
-            self._retire_idle(lambda entry, now: self._unfit(entry, now, driver.probe(entry.conn)))
+            self._retire_idle(lambda entry, now: aging.unfit(entry, now, driver.probe(entry.conn)))
 
         self._reaper = reaper = Reaper(
             clock,
@@ -410,17 +328,10 @@ class Pool:
                 timeout,
             )
             self.terminate()
+        # KILL QUERY connections do real I/O: what is left of the timeout, in real time.
         remaining = None if deadline is None else max(0.0, deadline - clock.now())
         await self._side_tasks.join(remaining)
-        for task in background:
-            if task is not None and not task.done():
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    if not task.cancelled():  # close() itself was cancelled
-                        raise
-                except Exception:
-                    pass  # already logged by the task itself
+        await join_stopped(background)
 
     def close_nowait(self) -> None:
         """The synchronous half of :meth:`close`: refuse new acquires (waiters
@@ -528,18 +439,22 @@ class Pool:
                     fut = self._waiters.add(deadline)
                     try:
                         grant = await fut
+                        if self._closed:  # handed over in the loop pass close() began in
+                            raise PoolClosed(f"pool {self._name} closed while waiting")
                     except BaseException:
                         # The accept handshake: whatever reached the future
                         # before we could take it goes back, so a timed-out or
                         # cancelled waiter leaks nothing.
                         if fut.done() and not fut.cancelled() and fut.exception() is None:
-                            self._decline(fut.result())
+                            declined = fut.result()
+                            if isinstance(declined, Entry):
+                                self._check_in(declined, None)
+                            else:
+                                self._opening -= 1
+                                self._free_slot()
                         else:
                             self._waiters.withdraw(fut)
                         raise
-                    if self._closed:  # handed over in the same loop pass as close() began
-                        self._decline(grant)
-                        raise PoolClosed(f"pool {self._name} closed while waiting")
                 if grant is _SLOT:
                     entry = await self._open_slot(deadline)
                     self._in_use[entry.conn] = entry
@@ -583,7 +498,7 @@ class Pool:
                 if now - head.idle_since >= ping_after:
                     return None  # acquire() pings it first
             entry = self._idle_get()
-            reason = self._unfit(entry, now, self._driver.probe(entry.conn))
+            reason = self._aging.unfit(entry, now, self._driver.probe(entry.conn))
             if reason is None:
                 self._in_use[entry.conn] = entry
                 return entry
@@ -594,16 +509,6 @@ class Pool:
         self._slots += 1
         self._opening += 1
         return _SLOT
-
-    def _unfit(self, entry: Entry, now: float, probed: object) -> str | None:
-        """Why an idle connection must not be handed out (``probed`` is what
-        the driver's probe said of it): its server hung up, or it is too old;
-        None when it may be. At checkout, and by the reaper between uses."""
-        if probed is DEAD:
-            return "closed by the server"
-        if now >= entry.expires_at:
-            return self._aging.reason(entry, now)
-        return None
 
     def _checkout(self, entry: Entry, now: float, began: float | None) -> Any:
         """Hand ``entry`` (in ``_in_use``, its marker taken) to its acquirer."""
@@ -619,14 +524,6 @@ class Pool:
             if self._leaks is not None:
                 self._leaks.watch(entry)
         return conn
-
-    def _decline(self, grant: Entry | _SlotGrant) -> None:
-        """Give back what was handed to a waiter that can't take it."""
-        if isinstance(grant, Entry):
-            self._check_in(grant, None)
-        else:
-            self._opening -= 1
-            self._free_slot()
 
     async def _open_slot(self, deadline: float | None) -> Entry:
         """Open a connection into a slot the caller reserved (not yet in
@@ -1012,35 +909,10 @@ class Pool:
         """Check that the pool's books balance; for tests and debugging.
 
         Raises:
-            AssertionError: naming each inconsistency found.
+            AssertionError: naming each inconsistency found (see
+                :func:`mysqlpool._stats.imbalances`).
         """
-        idle, in_use = len(self._idle), len(self._in_use)
-        problems = []
-        if self._slots != idle + in_use + self._opening:
-            problems.append(
-                f"slots {self._slots} != idle {idle} + in_use {in_use} + opening {self._opening}"
-            )
-        if self._opened_total - self._closed_total != idle + in_use:
-            problems.append(
-                f"opened {self._opened_total} - closed {self._closed_total}"
-                f" != idle {idle} + in_use {in_use}"
-            )
-        host_open = sum(host.open for host in self._hostset.hosts)
-        if host_open != idle + in_use:
-            problems.append(f"open per host {host_open} != idle {idle} + in_use {in_use}")
-        if self._max is not None and self._slots > self._max:
-            problems.append(f"slots {self._slots} > max {self._max}")
-        if idle > self._pool_size:
-            problems.append(f"idle {idle} > pool_size {self._pool_size}")
-        waiting = self._waiters.waiting()
-        if waiting and idle:
-            problems.append(f"{waiting} waiting while {idle} idle")
-        if waiting and self._max is not None and self._slots < self._max:
-            problems.append(f"{waiting} waiting while a slot is free")
-        if self._opening < 0:
-            problems.append(f"opening {self._opening} < 0")
-        if self._closed and idle:
-            problems.append(f"closed with {idle} idle")
+        problems = imbalances(self.stats(), slots=self._slots, closed=self._closed)
         if problems:
             raise AssertionError(f"pool {self._name}: " + "; ".join(problems))
 

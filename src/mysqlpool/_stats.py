@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["HostStats", "PoolStats"]
+__all__ = ["HostStats", "PoolStats", "imbalances"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,34 @@ class PoolStats:
     #: Per server, keyed ``"host:port"``, in the DSN's order.
     # Left out of the hash (a dict has none), so a snapshot stays hashable.
     hosts: dict[str, HostStats] = field(default_factory=dict, hash=False)
+
+
+def imbalances(stats: PoolStats, *, slots: int, closed: bool) -> list[str]:
+    """What is inconsistent in a pool's snapshot, given its slot count (idle
+    + in use + opening, never above ``pool_size + max_overflow``) and whether
+    it is closed. An empty list when the books balance."""
+    problems = []
+    idle, in_use, opening, waiting = stats.idle, stats.in_use, stats.opening, stats.waiting
+    limit = None if stats.max_overflow is None else stats.pool_size + stats.max_overflow
+    if slots != idle + in_use + opening:
+        problems.append(f"slots {slots} != idle {idle} + in_use {in_use} + opening {opening}")
+    if stats.opened - stats.closed != idle + in_use:
+        problems.append(
+            f"opened {stats.opened} - closed {stats.closed} != idle {idle} + in_use {in_use}"
+        )
+    host_open = sum(host.open for host in stats.hosts.values())
+    if host_open != idle + in_use:
+        problems.append(f"open per host {host_open} != idle {idle} + in_use {in_use}")
+    if limit is not None and slots > limit:
+        problems.append(f"slots {slots} > max {limit}")
+    if idle > stats.pool_size:
+        problems.append(f"idle {idle} > pool_size {stats.pool_size}")
+    if waiting and idle:
+        problems.append(f"{waiting} waiting while {idle} idle")
+    if waiting and limit is not None and slots < limit:
+        problems.append(f"{waiting} waiting while a slot is free")
+    if opening < 0:
+        problems.append(f"opening {opening} < 0")
+    if closed and idle:
+        problems.append(f"closed with {idle} idle")
+    return problems

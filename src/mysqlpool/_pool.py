@@ -27,7 +27,6 @@ import collections
 import functools
 import logging
 import os
-import types
 import weakref
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
@@ -416,70 +415,6 @@ class Pool:
         if not isinstance(grant, Entry):
             return None
         return self._checkout(grant, now, None)
-
-    async def _acquire(self, timeout: float | None, ctx: _AcquireContext | None) -> Any:
-        if self._closed:
-            raise PoolClosed(f"pool {self._name} is closed")
-        if not self._started:
-            self._start()
-        if timeout is _UNSET:
-            timeout = self._timeout
-        now_, ping_after = self._now, self._ping_after
-        deadline: float | None = None
-        began: float | None = None  # set once this acquire must wait or do I/O
-        try:
-            while True:
-                now = now_()
-                grant = self._grant(now, False)
-                if began is None and (grant.__class__ is not Entry or ping_after is not None):
-                    began = now
-                    if timeout is not None:
-                        deadline = now + timeout
-                if grant is None:
-                    fut = self._waiters.add(deadline)
-                    try:
-                        grant = await fut
-                        if self._closed:  # handed over in the loop pass close() began in
-                            raise PoolClosed(f"pool {self._name} closed while waiting")
-                    except BaseException:
-                        # The accept handshake: whatever reached the future
-                        # before we could take it goes back, so a timed-out or
-                        # cancelled waiter leaks nothing.
-                        if fut.done() and not fut.cancelled() and fut.exception() is None:
-                            declined = fut.result()
-                            if isinstance(declined, Entry):
-                                self._check_in(declined, None)
-                            else:
-                                self._opening -= 1
-                                self._free_slot()
-                        else:
-                            self._waiters.withdraw(fut)
-                        raise
-                if grant is _SLOT:
-                    entry = await self._open_slot(deadline)
-                    self._in_use[entry.conn] = entry
-                elif ping_after is not None and not await self._ping_ok(grant, deadline):  # type: ignore[arg-type]
-                    continue
-                else:
-                    entry = grant  # type: ignore[assignment]
-                conn = self._checkout(entry, now_(), began)
-                if ctx is not None:
-                    ctx._conn = conn  # for its __aexit__
-                return conn
-        except DeadlineExceeded as exc:
-            self._timeouts += 1
-            if began is not None:
-                self._wait_time += now_() - began
-            limit = ""
-            if exc.doing == "waiting for a connection":
-                limit = (
-                    f": all {self._slots} connections in use (pool_size={self._pool_size}"
-                    f" + max_overflow={self._options.max_overflow}),"
-                    f" {self._waiters.waiting()} waiting"
-                )
-            raise PoolTimeout(
-                f"acquire timed out after {timeout} s {exc.doing}{limit}; pool {self._name}"
-            ) from None
 
     def _grant(self, now: float, no_io: bool) -> Entry | _SlotGrant | None:
         """Take a usable idle connection (into ``_in_use``, with its checkout
@@ -936,18 +871,76 @@ class _AcquireContext:
         self._conn: Any = None
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._pool._acquire(self._timeout, None).__await__()
+        return self.__aenter__().__await__()
 
-    def __aenter__(self) -> Awaitable[Any]:
-        # A plain method returning an awaitable, so that a wait runs in one
-        # coroutine, not two (benchmarks/contended.py).
+    async def __aenter__(self) -> Any:
+        """The acquire: an idle connection at once, else a wait in this one
+        coroutine (a second one per acquire is measurable: benchmarks/)."""
         pool = self._pool
-        # With nothing idle (all in use, under load) go straight to waiting.
+        # With nothing idle (all in use, under load) the wait begins at once.
         conn = pool.try_acquire() if pool._idle else None
-        if conn is None:
-            return pool._acquire(self._timeout, self)
-        self._conn = conn
-        return _ready(conn)
+        if conn is not None:
+            self._conn = conn
+            return conn
+        if pool._closed:
+            raise PoolClosed(f"pool {pool._name} is closed")
+        if not pool._started:
+            pool._start()
+        timeout = pool._timeout if self._timeout is _UNSET else self._timeout
+        now_, ping_after = pool._now, pool._ping_after
+        deadline: float | None = None
+        began: float | None = None  # set once this acquire must wait or do I/O
+        try:
+            while True:
+                now = now_()
+                grant = pool._grant(now, False)
+                if began is None and (grant.__class__ is not Entry or ping_after is not None):
+                    began = now
+                    if timeout is not None:
+                        deadline = now + timeout
+                if grant is None:
+                    fut = pool._waiters.add(deadline)
+                    try:
+                        grant = await fut
+                        if pool._closed:  # handed over in the loop pass close() began in
+                            raise PoolClosed(f"pool {pool._name} closed while waiting")
+                    except BaseException:
+                        # The accept handshake: whatever reached the future
+                        # before we could take it goes back, so a timed-out or
+                        # cancelled waiter leaks nothing.
+                        if fut.done() and not fut.cancelled() and fut.exception() is None:
+                            declined = fut.result()
+                            if isinstance(declined, Entry):
+                                pool._check_in(declined, None)
+                            else:
+                                pool._opening -= 1
+                                pool._free_slot()
+                        else:
+                            pool._waiters.withdraw(fut)
+                        raise
+                if grant is _SLOT:
+                    entry = await pool._open_slot(deadline)
+                    pool._in_use[entry.conn] = entry
+                elif ping_after is not None and not await pool._ping_ok(grant, deadline):  # type: ignore[arg-type]
+                    continue
+                else:
+                    entry = grant  # type: ignore[assignment]
+                conn = self._conn = pool._checkout(entry, now_(), began)
+                return conn
+        except DeadlineExceeded as exc:
+            pool._timeouts += 1
+            if began is not None:
+                pool._wait_time += now_() - began
+            limit = ""
+            if exc.doing == "waiting for a connection":
+                limit = (
+                    f": all {pool._slots} connections in use (pool_size={pool._pool_size}"
+                    f" + max_overflow={pool._options.max_overflow}),"
+                    f" {pool._waiters.waiting()} waiting"
+                )
+            raise PoolTimeout(
+                f"acquire timed out after {timeout} s {exc.doing}{limit}; pool {pool._name}"
+            ) from None
 
     def __aexit__(
         self,
@@ -975,13 +968,6 @@ class _Done:
 
 
 _DONE: Awaitable[None] = _Done()  # type: ignore[assignment]
-
-
-@types.coroutine
-def _ready(conn: Any) -> Generator[Any, None, Any]:
-    """An awaitable that gives ``conn`` at once."""
-    return conn
-    yield  # a generator: @types.coroutine makes it awaitable
 
 
 async def create_pool(dsn: str | ConnectParams | None = None, **options: Any) -> Pool:

@@ -17,6 +17,7 @@ outside its state changes.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ __all__ = [
     "CLEAN",
     "CLOSED",
     "DEAD",
+    "IMPLEMENTATIONS",
     "INTERRUPTIONS",
     "NEEDS_ROLLBACK",
     "UNREAD_RESULT",
@@ -133,11 +135,17 @@ class Driver(Protocol):
         """Close now, without awaiting; ``graceful`` says goodbye (COM_QUIT) first."""
 
 
+#: Each driver's implementation of the seam, by name: a module exposing
+#: ``DRIVER``, imported the first time a pool asks for it (so a driver that
+#: isn't used is never imported).
+IMPLEMENTATIONS = {"aiomysql": "mysqlpool._driver_aiomysql"}
+
+
 def driver_for(params: ConnectParams) -> Driver:
     """The driver that opens connections for ``params`` (aiomysql, for now)."""
-    from ._driver_aiomysql import AIOMYSQL
-
-    return AIOMYSQL
+    module = importlib.import_module(IMPLEMENTATIONS["aiomysql"])
+    driver: Driver = module.DRIVER
+    return driver
 
 
 def unknown_after(driver: Driver, error: BaseException) -> str | None:

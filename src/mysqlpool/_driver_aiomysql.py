@@ -22,7 +22,7 @@ from ._deadline import within
 from ._driver import CLEAN, CLOSED, DEAD, NEEDS_ROLLBACK, UNREAD_RESULT, InitCallback
 from ._params import ConnectParams
 
-__all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "AiomysqlDriver", "PooledConnection"]
+__all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "DRIVER", "AiomysqlDriver", "PooledConnection"]
 
 logger = logging.getLogger("mysqlpool")
 
@@ -228,3 +228,5 @@ class AiomysqlDriver:
 
 #: The one instance: the driver keeps no state of its own.
 AIOMYSQL = AiomysqlDriver()
+#: What mysqlpool._driver.driver_for hands out for "aiomysql".
+DRIVER = AIOMYSQL

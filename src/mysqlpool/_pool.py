@@ -70,9 +70,11 @@ logger = logging.getLogger("mysqlpool")
 # the pool was full or closing. Anything else counts as discarded.
 _RECYCLED = frozenset({"recycle", "max_lifetime", "rebalance", "cleared"})
 _NOT_COUNTED = frozenset({"pool full", "pool closed"})
-# Discarded, but with a known protocol state: they say goodbye (COM_QUIT)
-# like healthy ones, so the server logs no aborted connection.
+# Discarded, but with a known protocol state.
 _DISCARDED_ON_REQUEST = "released with discard=True"
+# Closed with a known protocol state: they say goodbye (COM_QUIT) first, so
+# the server logs no aborted connection.
+_GRACEFUL = _RECYCLED | _NOT_COUNTED | {_DISCARDED_ON_REQUEST}
 
 # acquire() builds its context with this instead of calling the class.
 _new_object = object.__new__
@@ -203,7 +205,6 @@ class Pool:
         self._extras = self._hooks is not None or self._leaks is not None
         hostset = self._hostset = HostSet(params, options.load_balance, options.target)
         self._prober = Prober(hostset, clock, self._adopt_probe, name)
-        self._multi = len(hostset.hosts) > 1  # host placement matters only with several
         self._health = health = HostHealth(
             hostset,
             clock,
@@ -212,6 +213,7 @@ class Pool:
             on_down=lambda host: self._retire_idle(lambda entry, _: _host_down(entry, host)),
             wake_prober=self._prober.wake,
         )
+        self._multi = health.multi  # host placement matters only with several (read at check-in)
 
         def reap_idle() -> None:  # a reaper pass: the checkout's test, between uses
             self._retire_idle(lambda entry, now: aging.unfit(entry, now, driver.probe(entry.conn)))
@@ -417,8 +419,9 @@ class Pool:
         return self._checkout(grant, now, None)
 
     def _grant(self, now: float, no_io: bool) -> Entry | _SlotGrant | None:
-        """Take a usable idle connection (into ``_in_use``, with its checkout
-        marker), or reserve a slot (not with ``no_io``), or say "wait" (None).
+        """Take a usable idle connection (into ``_in_use``; its checkout marker
+        was taken when it became free), or reserve a slot (not with
+        ``no_io``), or say "wait" (None).
 
         Idle connections that are dead or too old are closed on the way;
         with ``no_io``, one that ``pre_ping`` would ping stops the search.
@@ -665,9 +668,8 @@ class Pool:
             self._recycled_total += 1
         elif reason not in _NOT_COUNTED:
             self._discarded_total += 1
-        graceful = reason in _RECYCLED or reason in _NOT_COUNTED or reason == _DISCARDED_ON_REQUEST
         LeakDetector.unwatch(entry)
-        self._driver.close(entry.conn, graceful=graceful)
+        self._driver.close(entry.conn, graceful=reason in _GRACEFUL)
         entry.host.open -= 1
         self._closed_total += 1
         logger.debug("pool %s: closed a connection: %s", self._name, reason)

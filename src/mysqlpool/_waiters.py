@@ -99,9 +99,9 @@ class WaiterQueue:
             if not fut.done():
                 fut.set_exception(make_error())
         self._last_shared = -math.inf
-        self.cancel_timers()
+        self._cancel_timer()
 
-    def cancel_timers(self) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

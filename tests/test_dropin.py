@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import secrets
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,9 +34,10 @@ ORIGINALS = {
     (aiomysql.connection, "connect"): aiomysql.connection.connect,
 }
 
-LEGACY_USER = "mp_dropin_legacy"
+# Suffixed: suites running side by side on one server must not share users.
+LEGACY_USER = "mp_dropin_legacy_" + secrets.token_hex(3)
 LEGACY_PASSWORD = "legacy-pw"
-OTHER_USER = "mp_dropin_other"
+OTHER_USER = "mp_dropin_other_" + secrets.token_hex(3)
 OTHER_PASSWORD = "other-pw"
 HOSTS = ("127.0.0.1", "localhost")
 

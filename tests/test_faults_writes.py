@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from conftest import Admin, Figure, PoolFactory
 from faultproxy import FaultProxy
 from mysqlpool import PoolError, parse_dsn
 
-TABLE = "mysqlpool_fault_writes"
+TABLE = "mysqlpool_fault_writes_" + secrets.token_hex(3)  # unique: suites may share a server
 TASKS, WRITES_PER_TASK = 30, 25
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import traceback
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,7 @@ import pytest_asyncio
 from conftest import Admin, scalar
 from mysqlpool import ConnectParams, Pool, PoolClosed, PoolManager, parse_dsn
 
-TEST_USER = "mp_test_user"
+TEST_USER = "mp_test_user_" + secrets.token_hex(3)  # unique per run: suites may share a server
 RIGHT_PASSWORD = "right-pw"
 WRONG_PASSWORD = "wrong-pw"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -22,7 +23,7 @@ from conftest import Admin, PoolFactory, scalar
 from mysqlpool import PoolError
 from polling import pool_tasks, until
 
-TABLE = "mp_release_rows"
+TABLE = "mp_release_rows_" + secrets.token_hex(3)  # unique: suites may share a server
 SERVER_STATUS_IN_TRANS = 0x0001
 
 

@@ -8,6 +8,7 @@ plaintext (aiomysql alone silently would).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,7 +92,8 @@ async def test_plain_pool_on_the_tls_server_still_works(
 
 # -- a server that asks for the password in clear (PAM) ------------------------
 
-PAM_SERVICE = Path("/etc/pam.d/mysqlpool-test-clear")
+# Unique per run: suites running side by side must not remove each other's service.
+PAM_SERVICE = Path(f"/etc/pam.d/mysqlpool-test-clear-{secrets.token_hex(3)}")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pymysql
 
-__all__ = ["NoServerAvailable", "PoolClosed", "PoolError", "PoolTimeout"]
+__all__ = ["DriverNotInstalled", "NoServerAvailable", "PoolClosed", "PoolError", "PoolTimeout"]
 
 
 class PoolError(Exception):
@@ -55,3 +55,19 @@ class NoServerAvailable(PoolError, pymysql.err.OperationalError):
 
     def __str__(self) -> str:
         return str(self.args[1])
+
+
+class DriverNotInstalled(PoolError, ImportError):
+    """The driver a pool was asked to use (``driver="asyncmy"``, a
+    ``mysql+asyncmy://`` DSN) is not installed; the message says what to install.
+
+    Raised when the pool (or its :class:`ConnectParams`, when given the
+    driver's own keywords) is made, never later at a connection attempt.
+    """
+
+    __module__ = "mysqlpool"
+
+    def __init__(self, driver: str, install: str) -> None:
+        super().__init__(f"the {driver} driver is not installed: {install}")
+        self.driver = driver
+        self.install = install

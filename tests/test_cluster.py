@@ -17,14 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
 import pytest
 
+import drivers
 from cluster import GaleraCluster, PrimaryReplica, execute
 from conftest import Figure, scalar
 from mysqlpool import Pool
 from mysqlpool._aging import auto_recycle
 from polling import until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 # Starting a cluster (in the first test's setup) and restarting a node take a while.
 pytestmark = pytest.mark.timeout(240)
@@ -132,7 +134,7 @@ class Workload:
                     acquired = time.monotonic()
                     port = conn.port
                     await self._operation(conn, task, n)
-            except (pymysql.err.MySQLError, OSError, TimeoutError) as exc:
+            except (ERR.MySQLError, OSError, TimeoutError) as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 error = f"{type(exc).__name__} {code}" if code else type(exc).__name__
             ended = time.monotonic()
@@ -150,7 +152,7 @@ class Workload:
                 try:
                     await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (%s, %s)", (task, n))
                     return
-                except pymysql.err.OperationalError as exc:
+                except ERR.OperationalError as exc:
                     if exc.args[0] != ER_LOCK_DEADLOCK or attempt == 2:
                         raise
 
@@ -354,7 +356,7 @@ async def fail_with_node_out_of_service(pool: Pool, port: int) -> BaseException:
         async with pool.acquire() as conn:
             await asyncio.to_thread(execute, port, "SET GLOBAL wsrep_reject_queries = ALL")
             await scalar(conn, f"SELECT COUNT(*) FROM {TABLE}")
-    except pymysql.err.MySQLError as exc:
+    except ERR.MySQLError as exc:
         return exc
     pytest.fail("the query on a node rejecting queries succeeded")
 
@@ -387,7 +389,7 @@ async def test_target_replica_reads_replicated_rows_and_cannot_write(
         async with reader.acquire() as conn:
             assert conn.port == pair.replica_port
             assert await scalar(conn, f"SELECT n FROM {TABLE} WHERE task = 2") == 42
-            with pytest.raises(pymysql.err.MySQLError) as refused:
+            with pytest.raises(ERR.MySQLError) as refused:
                 await scalar(conn, f"INSERT INTO {TABLE} (task, n) VALUES (2, 43)")
             assert refused.value.args[0] == ER_OPTION_PREVENTS_STATEMENT
 

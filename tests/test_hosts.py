@@ -19,16 +19,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiomysql
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from clocks import settle
 from conftest import Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import ConnectParams, NoServerAvailable, Pool, PoolManager, PoolTimeout, parse_dsn
 from mysqlpool.testing import ManualClock
 from polling import pool_tasks, until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -205,7 +207,7 @@ async def test_every_host_down_fails_fast_naming_each_host(
             await pool.acquire(timeout=5)
         message = str(failure.value)
         assert all(label(proxy) in message for proxy in hosts), message
-        assert isinstance(failure.value, pymysql.err.OperationalError)
+        assert isinstance(failure.value, ERR.OperationalError)
         assert failure.value.args[0] == 2003
     assert [h.failures for h in pool.stats().hosts.values()] == [1, 1, 1]
     assert pool.stats().open == 0
@@ -222,7 +224,7 @@ async def test_a_lost_host_is_marked_down_and_its_idle_connections_closed(
     await pool.release(on_first[1])  # one idle on the first host, one in use
     hosts[0].refuse()
     hosts[0].reset_all()
-    with pytest.raises(pymysql.err.OperationalError) as lost:
+    with pytest.raises(ERR.OperationalError) as lost:
         async with on_first[0].cursor() as cur:
             await cur.execute("SELECT 1")
     assert lost.value.args[0] in (2006, 2013)

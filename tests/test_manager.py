@@ -18,6 +18,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin, scalar
 from mysqlpool import ConnectParams, Pool, PoolClosed, PoolManager, parse_dsn
 
@@ -157,7 +158,7 @@ async def test_wrong_password_never_gets_the_logged_in_connection(
     # The right pool's connection stayed where it was, untouched.
     right = right_pool.stats()
     assert (right.acquires, right.idle, right.in_use) == (1, 1, 0)
-    assert not logged_in.closed
+    assert not drivers.is_closed(logged_in)
     for text in manager.stats():
         assert RIGHT_PASSWORD not in text
         assert WRONG_PASSWORD not in text
@@ -203,7 +204,7 @@ async def test_close_closes_every_pool_and_refuses_new_ones(mysql_dsn: str) -> N
         assert pool.closed
         assert pool.stats().open == 0
         pool.check_invariants()
-    assert conn.closed
+    assert drivers.is_closed(conn)
     with pytest.raises(PoolClosed):
         await manager.get_pool(mysql_dsn)
     with pytest.raises(PoolClosed):
@@ -222,7 +223,7 @@ async def test_async_with_closes_the_manager(mysql_dsn: str) -> None:
 
     assert manager.closed
     assert pool.closed
-    assert conn.closed
+    assert drivers.is_closed(conn)
     assert pool.stats().open == 0
     pool.check_invariants()
 

@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiomysql
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool import PoolError
 from polling import pool_tasks, until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 TABLE = "mp_release_rows"
 SERVER_STATUS_IN_TRANS = 0x0001
@@ -39,7 +41,7 @@ async def com_rollback(conn: Any) -> int:
 
 async def end_query(admin: Admin, thread_id: int) -> None:
     """Stop the server thread of a dropped connection still running its SLEEP."""
-    with contextlib.suppress(pymysql.err.MySQLError):  # it may be gone already
+    with contextlib.suppress(ERR.MySQLError):  # it may be gone already
         await admin.scalar(f"KILL {int(thread_id)}")
 
 
@@ -206,7 +208,7 @@ async def test_reset_wipes_session_state_and_reruns_init(make_pool: PoolFactory)
         assert await scalar(conn, "SELECT @@character_set_client") == "utf8mb4"
         assert await scalar(conn, "SELECT @@autocommit") == 1
         assert conn.get_autocommit()
-        with pytest.raises(pymysql.err.ProgrammingError) as excinfo:
+        with pytest.raises(ERR.ProgrammingError) as excinfo:
             await scalar(conn, "SELECT COUNT(*) FROM test.mp_release_tmp")
         assert excinfo.value.args[0] == 1146  # no such table: the temporary table is gone
     assert init_calls == [thread_id] * 3
@@ -271,7 +273,7 @@ async def test_connection_loss_in_the_block_discards_the_connection(
             await admin.kill(conn)
             await scalar(conn, "SELECT 1")
 
-    with pytest.raises(pymysql.err.OperationalError) as excinfo:
+    with pytest.raises(ERR.OperationalError) as excinfo:
         await use_killed_connection()
     assert excinfo.value.args[0] in (2006, 2013)
     [conn] = seen
@@ -296,7 +298,7 @@ async def test_sql_error_in_the_block_keeps_the_connection(make_pool: PoolFactor
             seen.append(conn.thread_id())
             await scalar(conn, "SELEKT 1")
 
-    with pytest.raises(pymysql.err.ProgrammingError) as excinfo:
+    with pytest.raises(ERR.ProgrammingError) as excinfo:
         await run_bad_sql()
     assert excinfo.value.args[0] == 1064
     [thread_id] = seen
@@ -561,7 +563,7 @@ async def test_reset_releases_locks_prepared_statements_and_time_zone(
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
         assert await scalar(conn, "SELECT @@session.time_zone = @@global.time_zone") == 1
-        with pytest.raises(pymysql.err.OperationalError):  # 1243: unknown prepared statement
+        with pytest.raises(ERR.OperationalError):  # 1243: unknown prepared statement
             await scalar(conn, "EXECUTE mysqlpool_stmt")
         # init_command ran again after the reset.
         assert await scalar(conn, "SELECT @@session.wait_timeout") == 1234

@@ -54,6 +54,13 @@ DEFAULT_CHARSET = "utf8mb4"
 _NO_CONNECT_TIMEOUT = 31536000
 
 _CLOSED_ON_CANCEL = "Cancelled during execution"  # asyncmy's _close_reason
+_CLIENT_SSL = 0x800  # capability flag: the server can switch to TLS
+
+
+def _offers_tls(conn: Any) -> bool:
+    """The server's greeting offered TLS (or was never read)."""
+    capabilities = getattr(conn, "server_capabilities", None)
+    return capabilities is None or bool(capabilities & _CLIENT_SSL)
 
 
 class _ClearPasswordRefused:
@@ -94,7 +101,16 @@ class AsyncmyDriver:
         try:
             # asyncmy closes the socket itself on any failure of connect(),
             # cancellation included; init and the TLS check are ours to clean up.
-            await conn.connect()
+            try:
+                await conn.connect()
+            except asyncmy.errors.OperationalError:
+                if params.ssl is not None and not _offers_tls(conn):
+                    # asyncmy never falls back to plaintext, but reports a
+                    # server without TLS as a failed TLS handshake (2003).
+                    raise asyncmy.errors.OperationalError(
+                        CR_SSL_CONNECTION_ERROR, PLAINTEXT_REFUSED
+                    ) from None
+                raise
             if params.ssl is not None and conn._transport.get_extra_info("ssl_object") is None:
                 raise asyncmy.errors.OperationalError(CR_SSL_CONNECTION_ERROR, PLAINTEXT_REFUSED)
             if init is not None:

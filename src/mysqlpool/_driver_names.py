@@ -7,11 +7,18 @@ checks the name, and the seam itself depends on ConnectParams.
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 from .errors import DriverNotInstalled
 
-__all__ = ["DEFAULT_DRIVER", "DRIVER_NAMES", "check_driver_name", "import_driver_package"]
+__all__ = [
+    "DEFAULT_DRIVER",
+    "DRIVER_NAMES",
+    "check_driver_name",
+    "driver_errors",
+    "import_driver_package",
+]
 
 #: The driver a pool uses unless told otherwise: the drop-in mode was built for it.
 DEFAULT_DRIVER = "aiomysql"
@@ -48,3 +55,24 @@ def import_driver_package(name: str, module: str | None = None) -> ModuleType:
         if missing != name:
             raise
         raise DriverNotInstalled(name, _INSTALL.get(name, f"pip install {name}")) from None
+
+
+# Where each driver keeps the base class of the errors it raises.
+_ERROR_BASES = {
+    "aiomysql": ("pymysql.err", "MySQLError"),
+    "asyncmy": ("asyncmy.errors", "MySQLError"),
+}
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The base error classes of every driver imported so far (PyMySQL's at
+    least): what ``except`` catches for "the server or the driver said no".
+    A driver never imported can't have raised, so it is not imported here."""
+    found: list[type[Exception]] = []
+    for module_name, class_name in _ERROR_BASES.values():
+        module = sys.modules.get(module_name)
+        if module is None and module_name == "pymysql.err":
+            module = importlib.import_module(module_name)  # the default driver's: always there
+        if module is not None:
+            found.append(getattr(module, class_name))
+    return tuple(found)

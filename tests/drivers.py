@@ -91,3 +91,28 @@ def is_closed(conn: Any) -> bool:
     if name() == "asyncmy":
         return not conn.connected
     return bool(conn.closed)
+
+
+def cursor_class(cursor: str) -> Any:
+    """This run's driver's cursor class ``cursor`` (``SSCursor``, ``DictCursor``...)."""
+    module = "aiomysql" if name() == "aiomysql" else "asyncmy.cursors"
+    return getattr(importlib.import_module(module), cursor)
+
+
+def connection_class() -> Any:
+    """This run's driver's connection class (what ``acquire()`` hands out)."""
+    if name() == "asyncmy":
+        return importlib.import_module("asyncmy").Connection
+    return importlib.import_module("aiomysql").Connection
+
+
+def port_of(conn: Any) -> int:
+    """The port ``conn`` connected to (aiomysql: ``conn.port``; asyncmy keeps it private)."""
+    return int(conn._port if name() == "asyncmy" else conn.port)
+
+
+def cursor_keyword(cursor: str) -> dict[str, Any]:
+    """The connect keyword that makes ``cursor`` the default cursor class
+    (aiomysql's ``cursorclass``, asyncmy's ``cursor_cls``)."""
+    keyword = "cursor_cls" if name() == "asyncmy" else "cursorclass"
+    return {keyword: cursor_class(cursor)}

@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiomysql
 import pytest
 import pytest_asyncio
 
@@ -44,10 +43,10 @@ async def queue_waiter(pool: Pool, coro: Awaitable[Any]) -> asyncio.Task[Any]:
 # ------------------------------------------------------------------ basics
 
 
-async def test_async_with_yields_an_aiomysql_connection(make_pool: PoolFactory) -> None:
+async def test_async_with_yields_the_drivers_connection(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_size=2)
     async with pool.acquire() as conn:
-        assert isinstance(conn, aiomysql.Connection)
+        assert isinstance(conn, drivers.connection_class())
         assert await scalar(conn, "SELECT 1") == 1
         assert pool.stats().in_use == 1
         assert len(pool) == 0
@@ -60,7 +59,7 @@ async def test_manual_acquire_and_release(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_size=2)
     conn = await pool.acquire()
     try:
-        assert isinstance(conn, aiomysql.Connection)
+        assert isinstance(conn, drivers.connection_class())
         assert await scalar(conn, "SELECT 1 + 1") == 2
         assert pool.stats().in_use == 1
     finally:
@@ -539,7 +538,7 @@ async def test_cold_start_burst_opens_pool_size_connections_in_parallel(
 
     async def init(conn: Any) -> None:
         nonlocal in_flight, max_in_flight
-        assert isinstance(conn, aiomysql.Connection)
+        assert isinstance(conn, drivers.connection_class())
         in_flight += 1
         max_in_flight = max(max_in_flight, in_flight)
         if in_flight >= 20:
@@ -626,7 +625,7 @@ async def test_failed_open_passes_the_slot_to_the_next_waiter(make_pool: PoolFac
 
 async def test_unreachable_server_raises_the_driver_error(make_pool: PoolFactory) -> None:
     pool = await make_pool(
-        "mysql://root:s3cr3t-pw@127.0.0.1:1/test",
+        drivers.on_driver("mysql://root:s3cr3t-pw@127.0.0.1:1/test"),
         pool_size=1,
         max_overflow=0,
         connect_timeout=1,

@@ -90,7 +90,12 @@ async def test_dsn_and_equal_keywords_share_one_pool(
     async with manager.acquire(mysql_dsn) as conn:
         thread_id = conn.thread_id()
     async with manager.acquire(
-        host=params.host, port=params.port, user=params.user, password=params.password, db=params.db
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password,
+        db=params.db,
+        driver=params.driver,
     ) as conn:
         assert conn.thread_id() == thread_id  # the same pool's one connection
         assert await scalar(conn, "SELECT 1") == 1
@@ -131,7 +136,12 @@ async def test_concurrent_get_pool_creates_one_pool(manager: PoolManager, mysql_
 async def test_wrong_password_never_gets_the_logged_in_connection(
     manager: PoolManager, params: ConnectParams, test_user: str
 ) -> None:
-    login: dict[str, Any] = {"host": params.host, "port": params.port, "db": params.db}
+    login: dict[str, Any] = {
+        "host": params.host,
+        "port": params.port,
+        "db": params.db,
+        "driver": params.driver,
+    }
 
     async with manager.acquire(**login, user=test_user, password=RIGHT_PASSWORD) as conn:
         logged_in = conn
@@ -139,7 +149,7 @@ async def test_wrong_password_never_gets_the_logged_in_connection(
     [right_pool] = manager.pools.values()
     assert len(right_pool) == 1  # the logged-in connection waits in its pool
 
-    with pytest.raises(pymysql.err.OperationalError) as excinfo:
+    with pytest.raises(drivers.errors().OperationalError) as excinfo:
         await check_out(manager, **login, user=test_user, password=WRONG_PASSWORD)
 
     assert excinfo.value.args[0] == 1045  # access denied

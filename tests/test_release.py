@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiomysql
+import pymysql
 import pytest
 import pytest_asyncio
 
@@ -41,7 +42,7 @@ async def com_rollback(conn: Any) -> int:
 
 async def end_query(admin: Admin, thread_id: int) -> None:
     """Stop the server thread of a dropped connection still running its SLEEP."""
-    with contextlib.suppress(ERR.MySQLError):  # it may be gone already
+    with contextlib.suppress(pymysql.err.MySQLError):  # it may be gone already (admin: aiomysql)
         await admin.scalar(f"KILL {int(thread_id)}")
 
 
@@ -128,8 +129,10 @@ async def test_autocommit_off_select_is_rolled_back(make_pool: PoolFactory, tabl
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
         assert await scalar(conn, f"SELECT COUNT(*) FROM {table}") == 0
-        # The snapshot is open although the server's in-trans flag is off.
-        assert not conn.server_status & SERVER_STATUS_IN_TRANS
+        if drivers.name() == "aiomysql":
+            # The snapshot is open although the server's in-trans flag is off
+            # (asyncmy reads the flag from the result's final OK packet: on).
+            assert not conn.server_status & SERVER_STATUS_IN_TRANS
         assert await scalar(conn, "SELECT @@in_transaction") == 1
     async with pool.acquire() as conn:
         assert conn.thread_id() == thread_id
@@ -227,6 +230,8 @@ async def test_reset_undoes_changes_made_through_the_driver(
     make_pool: PoolFactory, change: str, setting: str, changed: Any, configured: Any
 ) -> None:
     """``conn.autocommit(False)`` and ``conn.set_charset()`` change the session too."""
+    if change == "charset" and drivers.name() == "asyncmy":
+        pytest.skip("asyncmy's own set_charset() fails (it reads Charset._encoding, which is gone)")
     pool = await make_pool(pool_size=1, max_overflow=0, reset_on_return="reset", charset="utf8mb4")
 
     async with pool.acquire() as conn:
@@ -281,7 +286,7 @@ async def test_connection_loss_in_the_block_discards_the_connection(
 
     stats = pool.stats()
     assert (stats.discarded, stats.idle, stats.in_use, stats.open) == (1, 0, 0, 0)
-    assert conn.closed
+    assert drivers.is_closed(conn)
     pool.check_invariants()
     async with pool.acquire() as conn:
         assert conn.thread_id() != thread_id
@@ -393,7 +398,7 @@ async def test_unread_streaming_result_discards_the_connection(make_pool: PoolFa
 
     async with pool.acquire() as conn:
         thread_id = conn.thread_id()
-        cur = await conn.cursor(aiomysql.SSCursor)
+        cur = await conn.cursor(drivers.cursor_class("SSCursor"))
         await cur.execute(many_rows)
         assert await cur.fetchone() == (1,)
         # Leave with 999 rows unread and the cursor open.
@@ -463,7 +468,7 @@ async def test_releasing_a_connection_from_another_pool_raises(make_pool: PoolFa
 
     assert (pool.stats().idle, pool.stats().in_use, pool.stats().open) == (1, 0, 1)
     assert (other.stats().idle, other.stats().in_use) == (0, 1)
-    assert not conn.closed
+    assert not drivers.is_closed(conn)
     await other.release(conn)
     assert other.stats().idle == 1
     pool.check_invariants()

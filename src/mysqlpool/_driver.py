@@ -67,6 +67,8 @@ class Driver(Protocol):
     #: The base class of the errors the driver raises for server and
     #: connection failures (PyMySQL's ``MySQLError`` for aiomysql).
     Error: type[Exception]
+    #: The driver's ``OperationalError`` (the server or the network failed).
+    OperationalError: type[Exception]
 
     async def connect(self, params: ConnectParams, init: InitCallback | None) -> Any:
         """Open and log in one connection, then run ``init`` on it.

@@ -71,6 +71,7 @@ class AiomysqlDriver:
 
     name = "aiomysql"
     Error: type[Exception] = pymysql.err.MySQLError
+    OperationalError: type[Exception] = pymysql.err.OperationalError
 
     async def connect(self, params: ConnectParams, init: InitCallback | None) -> Any:
         # aiomysql itself only cleans up after ``Exception``, so a cancelled

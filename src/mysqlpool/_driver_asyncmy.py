@@ -95,6 +95,7 @@ class AsyncmyDriver:
 
     name = "asyncmy"
     Error: type[Exception] = asyncmy.errors.MySQLError
+    OperationalError: type[Exception] = asyncmy.errors.OperationalError
 
     async def connect(self, params: ConnectParams, init: InitCallback | None) -> Any:
         conn: Any = asyncmy.Connection(**connect_kwargs(params))  # type: ignore[no-untyped-call]

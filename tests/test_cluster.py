@@ -47,7 +47,7 @@ ER_NODE_NOT_READY = 1047
 
 def app_dsn(ports: list[int]) -> str:
     hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
-    return f"mysql://{APP_USER}:{urllib.parse.quote(APP_PASSWORD)}@{hosts}/test"
+    return drivers.on_driver(f"mysql://{APP_USER}:{urllib.parse.quote(APP_PASSWORD)}@{hosts}/test")
 
 
 def on_port(pool: Pool, port: int) -> int:
@@ -132,7 +132,7 @@ class Workload:
             try:
                 async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                     acquired = time.monotonic()
-                    port = conn.port
+                    port = drivers.port_of(conn)
                     await self._operation(conn, task, n)
             except (ERR.MySQLError, OSError, TimeoutError) as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -328,7 +328,7 @@ async def test_error_1047_marks_the_node_down_and_closes_its_idle_connections(
             first = host_of(pool, ports[0])
             assert (first.state, first.open) == ("down", 0)  # the idle one too
             async with pool.acquire() as conn:
-                assert conn.port == ports[1]
+                assert drivers.port_of(conn) == ports[1]
         finally:
             await asyncio.to_thread(execute, ports[0], "SET GLOBAL wsrep_reject_queries = NONE")
         await until(lambda: host_of(pool, ports[0]).state == "up", "node 0 back", 10)
@@ -369,7 +369,7 @@ async def test_target_primary_never_hands_out_the_replica(pair: PrimaryReplica) 
     pool = Pool(app_dsn([pair.replica_port, pair.primary_port]), target="primary", pool_size=4)
     async with pool:
         conns = await asyncio.gather(*(pool.acquire() for _ in range(4)))
-        assert {conn.port for conn in conns} == {pair.primary_port}
+        assert {drivers.port_of(conn) for conn in conns} == {pair.primary_port}
         for conn in conns:
             async with conn.cursor() as cur:
                 await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (1, 1)")
@@ -387,7 +387,7 @@ async def test_target_replica_reads_replicated_rows_and_cannot_write(
             await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (2, 42)")
         await asyncio.to_thread(pair.wait_replicated)
         async with reader.acquire() as conn:
-            assert conn.port == pair.replica_port
+            assert drivers.port_of(conn) == pair.replica_port
             assert await scalar(conn, f"SELECT n FROM {TABLE} WHERE task = 2") == 42
             with pytest.raises(ERR.MySQLError) as refused:
                 await scalar(conn, f"INSERT INTO {TABLE} (task, n) VALUES (2, 43)")
@@ -398,11 +398,11 @@ async def test_prefer_replica_falls_back_to_the_primary(pair: PrimaryReplica) ->
     dsn = app_dsn([pair.primary_port, pair.replica_port])  # the primary first
     async with Pool(dsn, target="prefer_replica", pool_size=2) as pool:
         async with pool.acquire() as conn:
-            assert conn.port == pair.replica_port  # found although listed second
+            assert drivers.port_of(conn) == pair.replica_port  # found although listed second
         await asyncio.to_thread(pair.replica.kill)
         await pool.clear()
         async with pool.acquire() as conn:
-            assert conn.port == pair.primary_port
+            assert drivers.port_of(conn) == pair.primary_port
             assert await scalar(conn, "SELECT @@read_only") == 0
 
 

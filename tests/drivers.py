@@ -8,6 +8,7 @@ the same test proves a guarantee on either driver.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -87,10 +88,18 @@ def seam() -> Any:
 
 def is_closed(conn: Any) -> bool:
     """Whether the driver's connection ``conn`` is closed (aiomysql says
-    ``conn.closed``, asyncmy ``not conn.connected``)."""
+    ``conn.closed``; asyncmy's ``connected`` stays true after ``close()``
+    before 0.2.18, so its seam's liveness test tells)."""
     if name() == "asyncmy":
-        return not conn.connected
+        return bool(seam().is_dead(conn))
     return bool(conn.closed)
+
+
+async def open_cursor(conn: Any, cursor: Any = None) -> Any:
+    """``await conn.cursor(cursor)`` as aiomysql spells it (asyncmy's cursor
+    is awaitable only since 0.2.18: there it is the cursor itself)."""
+    made = conn.cursor(cursor)
+    return await made if inspect.isawaitable(made) else made
 
 
 def cursor_class(cursor: str) -> Any:

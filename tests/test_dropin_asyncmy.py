@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+import drivers
 import mysqlpool
 from conftest import Admin
 from mysqlpool import PoolManager, parse_dsn
@@ -152,4 +153,4 @@ async def test_disable_restores_asyncmy_and_close_really_closes(
     conn = await asyncmy.connect(**login)
     assert await one_value(conn, "SELECT 1") == 1
     conn.close()
-    assert not conn.connected
+    assert drivers.is_closed(conn)

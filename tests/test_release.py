@@ -365,7 +365,7 @@ async def test_holder_timed_out_mid_query_discards_the_connection(
     async def run_into_timeout() -> None:
         async with pool.acquire() as conn:
             seen.append(conn.thread_id())
-            cur = await conn.cursor()
+            cur = await drivers.open_cursor(conn)
             try:
                 await asyncio.wait_for(cur.execute("SELECT SLEEP(5)"), 0.2)
             except asyncio.TimeoutError:  # not the builtin on Python 3.10
@@ -398,7 +398,7 @@ async def test_unread_streaming_result_discards_the_connection(make_pool: PoolFa
 
     async with pool.acquire() as conn:
         thread_id = conn.thread_id()
-        cur = await conn.cursor(drivers.cursor_class("SSCursor"))
+        cur = await drivers.open_cursor(conn, drivers.cursor_class("SSCursor"))
         await cur.execute(many_rows)
         assert await cur.fetchone() == (1,)
         # Leave with 999 rows unread and the cursor open.

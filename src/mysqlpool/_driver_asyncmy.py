@@ -17,7 +17,9 @@ asyncmy quirks handled here (see docs/drivers.md):
   asyncmy's fast paths, which test for the exact class);
 * a reply whose sequence numbers went wrong raises without closing the
   connection: the pool classifies the error as a lost connection and closes it;
-* ``ping()`` on a closed connection says "Already closed" without a code.
+* ``ping()`` on a closed connection says "Already closed" without a code;
+* before 0.2.17, a streaming result left unread starts, when collected, a
+  read nobody awaits: cleared when the pool closes its connection.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import asyncmy
 import asyncmy.cursors
 import asyncmy.errors
+import asyncmy.version
 from asyncmy.charset import charset_by_name
 
 from ._deadline import within
@@ -43,8 +46,23 @@ from ._wire import (
     is_loss,
     state_of_status,
 )
+from .errors import DriverNotInstalled
 
 __all__ = ["ASYNCMY", "DRIVER", "AsyncmyDriver", "connect_kwargs"]
+
+#: The oldest asyncmy this module works with: the first with the transport
+#: and buffered-protocol internals read here (the extra requires it too).
+MINIMUM_VERSION = (0, 2, 13)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+if _version(asyncmy.version.__VERSION__) < MINIMUM_VERSION:
+    raise DriverNotInstalled(
+        "asyncmy", "pip install 'mysqlpool[asyncmy]' (asyncmy>=0.2.13)", asyncmy.version.__VERSION__
+    )
 
 #: asyncmy's character set when none is configured (aiomysql's is latin1).
 DEFAULT_CHARSET = "utf8mb4"
@@ -228,6 +246,11 @@ class AsyncmyDriver:
         transport = conn._transport
         if transport is not None and graceful and not transport.is_closing():
             transport.write(QUIT_PACKET)
+        result = conn._result
+        if result is not None and result.unbuffered_active:
+            # Before 0.2.17, an unfinished result's finalizer starts a read
+            # nobody awaits (a "never awaited" warning): it is moot once closed.
+            result.unbuffered_active = False
         conn.close()
 
     def __repr__(self) -> str:

@@ -88,7 +88,8 @@ def no_server_available_for(operational_error: type[Exception]) -> type[NoServer
 
 class DriverNotInstalled(PoolError, ImportError):
     """The driver a pool was asked to use (``driver="asyncmy"``, a
-    ``mysql+asyncmy://`` DSN) is not installed; the message says what to install.
+    ``mysql+asyncmy://`` DSN) is not installed, or too old; the message says
+    what to install.
 
     Raised when the pool (or its :class:`ConnectParams`, when given the
     driver's own keywords) is made, never later at a connection attempt.
@@ -96,7 +97,11 @@ class DriverNotInstalled(PoolError, ImportError):
 
     __module__ = "mysqlpool"
 
-    def __init__(self, driver: str, install: str) -> None:
-        super().__init__(f"the {driver} driver is not installed: {install}")
+    def __init__(self, driver: str, install: str, too_old: str | None = None) -> None:
+        if too_old is None:
+            message = f"the {driver} driver is not installed: {install}"
+        else:
+            message = f"the {driver} driver installed ({too_old}) is too old: {install}"
+        super().__init__(message)
         self.driver = driver
         self.install = install

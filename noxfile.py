@@ -36,6 +36,7 @@ ASYNCMY_MODULES = (
     "tests/test_recycle.py",
     "tests/test_tls.py",
     "tests/test_hosts.py",
+    "tests/test_cluster.py",
     "tests/test_acquire.py",
     "tests/test_drivers.py",
     "tests/test_dropin_asyncmy.py",

@@ -98,7 +98,7 @@ def is_closed(conn: Any) -> bool:
 async def open_cursor(conn: Any, cursor: Any = None) -> Any:
     """``await conn.cursor(cursor)`` as aiomysql spells it (asyncmy's cursor
     is awaitable only since 0.2.18: there it is the cursor itself)."""
-    made = conn.cursor(cursor)
+    made = conn.cursor() if cursor is None else conn.cursor(cursor)
     return await made if inspect.isawaitable(made) else made
 
 

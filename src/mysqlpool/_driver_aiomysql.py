@@ -18,9 +18,10 @@ from aiomysql.connection import DEFAULT_CHARSET
 from pymysql.charset import charset_by_name
 
 from ._deadline import within
-from ._driver import CLOSED, DEAD, UNREAD_RESULT, InitCallback
+from ._driver import CLEAN, CLOSED, DEAD, UNREAD_RESULT, InitCallback
 from ._params import ConnectParams
 from ._wire import (
+    AUTOCOMMIT_IDLE,
     CLEARTEXT_REFUSED,
     COM_RESET_CONNECTION,
     CONNECTION_LOSS_CODES,
@@ -28,6 +29,7 @@ from ._wire import (
     CR_SSL_CONNECTION_ERROR,
     PLAINTEXT_REFUSED,
     QUIT_PACKET,
+    TRANSACTION_STATUS,
     is_loss,
     state_of_status,
 )
@@ -111,7 +113,10 @@ class AiomysqlDriver:
             return CLOSED
         if result is not None and result.unbuffered_active:
             return UNREAD_RESULT
-        return state_of_status(conn.server_status or 0, result is not marker)
+        status = conn.server_status or 0
+        if status & TRANSACTION_STATUS == AUTOCOMMIT_IDLE:
+            return CLEAN  # autocommit on, no transaction open
+        return state_of_status(status, result is not marker)
 
     def cancelled_mid_reply(self, conn: Any) -> bool:
         return conn._writer is None and conn._close_reason == "Cancelled during execution"

@@ -34,15 +34,17 @@ import asyncmy.version
 from asyncmy.charset import charset_by_name
 
 from ._deadline import within
-from ._driver import CLOSED, DEAD, UNREAD_RESULT, InitCallback
+from ._driver import CLEAN, CLOSED, DEAD, UNREAD_RESULT, InitCallback
 from ._params import ConnectParams
 from ._wire import (
+    AUTOCOMMIT_IDLE,
     CLEARTEXT_REFUSED,
     COM_RESET_CONNECTION,
     CR_AUTH_PLUGIN_ERROR,
     CR_SSL_CONNECTION_ERROR,
     PLAINTEXT_REFUSED,
     QUIT_PACKET,
+    TRANSACTION_STATUS,
     is_loss,
     state_of_status,
 )
@@ -142,11 +144,12 @@ class AsyncmyDriver:
     def probe(self, conn: Any) -> object:
         if conn._transport is None:
             return DEAD
-        # The protocol object receives everything the socket does: EOF or an
-        # error when the connection was lost, and bytes an idle connection
-        # should never get (an error packet, 4031..., sent before a hang-up).
+        # The protocol object receives everything the socket does: EOF when
+        # the connection was lost (set with or without an error), and bytes
+        # an idle connection should never get (an error packet, 4031...,
+        # sent before a hang-up).
         proto = conn._proto
-        if proto.eof or proto.exc is not None or proto.length != proto.pos:
+        if proto.eof or proto.length != proto.pos:
             return DEAD
         # asyncmy replaces _result on every statement.
         return conn._result
@@ -160,10 +163,13 @@ class AsyncmyDriver:
             return CLOSED
         if result is not None and result.unbuffered_active:
             return UNREAD_RESULT
+        status = conn.server_status
+        if status & TRANSACTION_STATUS == AUTOCOMMIT_IDLE:
+            return CLEAN  # autocommit on, no transaction open
         # With stmt_cache_size, a prepared statement's fast path leaves no
         # result behind: whether one ran since the checkout can't be told.
         ran = result is not marker or conn._stmt_cache_size > 0
-        return state_of_status(conn.server_status, ran)
+        return state_of_status(status, ran)
 
     def cancelled_mid_reply(self, conn: Any) -> bool:
         return conn._transport is None and conn._close_reason == _CLOSED_ON_CANCEL

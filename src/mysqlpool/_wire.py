@@ -13,6 +13,7 @@ import struct
 from ._driver import CLEAN, NEEDS_ROLLBACK
 
 __all__ = [
+    "AUTOCOMMIT_IDLE",
     "CLEARTEXT_REFUSED",
     "COM_RESET_CONNECTION",
     "CONNECTION_LOSS_CODES",
@@ -21,6 +22,7 @@ __all__ = [
     "LOSS_MESSAGES",
     "PLAINTEXT_REFUSED",
     "QUIT_PACKET",
+    "TRANSACTION_STATUS",
     "is_loss",
     "state_of_status",
 ]
@@ -60,7 +62,10 @@ _SERVER_STATUS_IN_TRANS = 0x0001
 _SERVER_STATUS_AUTOCOMMIT = 0x0002
 _SERVER_STATUS_IN_TRANS_READONLY = 0x2000
 _IN_TRANSACTION = _SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY
-_TRANSACTION_STATUS = _IN_TRANSACTION | _SERVER_STATUS_AUTOCOMMIT
+#: ``status & TRANSACTION_STATUS == AUTOCOMMIT_IDLE``: autocommit on, no
+#: transaction open, the common case the seams test inline (no call).
+TRANSACTION_STATUS = _IN_TRANSACTION | _SERVER_STATUS_AUTOCOMMIT
+AUTOCOMMIT_IDLE = _SERVER_STATUS_AUTOCOMMIT
 
 
 def is_loss(args: tuple[object, ...]) -> bool:
@@ -80,7 +85,7 @@ def state_of_status(server_status: int, statement_ran: bool) -> str:
     """:data:`CLEAN` or :data:`NEEDS_ROLLBACK` for an open connection in a
     known protocol state, from the server's last status flags and whether a
     statement ran since the checkout."""
-    if server_status & _TRANSACTION_STATUS == _SERVER_STATUS_AUTOCOMMIT:
+    if server_status & TRANSACTION_STATUS == AUTOCOMMIT_IDLE:
         return CLEAN  # autocommit on, no transaction open
     if server_status & _IN_TRANSACTION or statement_ran:
         # Autocommit off: a plain SELECT opened a snapshot, unflagged.

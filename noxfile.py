@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_asyncmy"]
 nox.options.reuse_existing_virtualenvs = True
 
 LINT_PATHS = ("src", "tests", "examples", "benchmarks", "noxfile.py")
@@ -21,6 +21,37 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (needs a MySQL/MariaDB server; see tests/conftest.py)."""
     session.install("-e", ".[test]")
     session.run("pytest", "-W", "error::ResourceWarning", *session.posargs)
+
+
+# The modules that prove the pool's guarantees, run again on the asyncmy driver
+# by tests_asyncmy (the whole suite runs on aiomysql in tests; both in CI).
+ASYNCMY_MODULES = (
+    "tests/test_faults_network.py",
+    "tests/test_faults_server.py",
+    "tests/test_faults_limits.py",
+    "tests/test_faults_writes.py",
+    "tests/test_cancellation.py",
+    "tests/test_release.py",
+    "tests/test_disconnects.py",
+    "tests/test_recycle.py",
+    "tests/test_tls.py",
+    "tests/test_hosts.py",
+    "tests/test_cluster.py",
+    "tests/test_acquire.py",
+    "tests/test_drivers.py",
+    "tests/test_dropin_asyncmy.py",
+)
+
+
+@nox.session
+def tests_asyncmy(session: nox.Session) -> None:
+    """The guarantee modules again, on the asyncmy driver (``pytest --driver=asyncmy``).
+
+    ``nox -s tests_asyncmy -- tests/`` runs the whole suite on asyncmy instead.
+    """
+    session.install("-e", ".[test,asyncmy]")
+    modules = session.posargs or ASYNCMY_MODULES
+    session.run("pytest", "-W", "error::ResourceWarning", "--driver=asyncmy", *modules)
 
 
 @nox.session

@@ -87,6 +87,21 @@ class Adapter:
         await asyncio.gather(*(hold() for _ in range(n)))
 
 
+def asyncmy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The same connect options, as ``asyncmy.connect`` keywords (its own
+    defaults where the option is unset)."""
+    import asyncmy.connection
+
+    accepted = inspect.signature(asyncmy.connection.Connection).parameters
+    return {k: v for k, v in kwargs.items() if k in accepted and v is not None and v != ""}
+
+
+async def asyncmy_connect(kwargs: dict[str, Any]) -> Any:
+    import asyncmy
+
+    return await asyncmy.connect(**asyncmy_kwargs(kwargs))
+
+
 class MysqlpoolAdapter(Adapter):
     """``mysqlpool.Pool(dsn, pool_size=N, max_overflow=0)``, default options."""
 
@@ -94,6 +109,8 @@ class MysqlpoolAdapter(Adapter):
 
     async def open(self) -> None:
         extra = {k: v for k, v in self.kwargs.items() if k == "init_command" and v}
+        if self.driver != "aiomysql":
+            extra["driver"] = self.driver
         self.pool = mysqlpool.Pool(self.dsn, pool_size=self.size, max_overflow=0, **extra,
                                    **self.pool_opts)
         await self.pool.open()
@@ -219,20 +236,10 @@ class AsyncmyAdapter(Adapter):
     name = "asyncmy"
     driver = "asyncmy"
 
-    def _asyncmy_kwargs(self) -> dict[str, Any]:
-        import asyncmy.connection
-
-        accepted = inspect.signature(asyncmy.connection.Connection).parameters
-        return {
-            k: v
-            for k, v in self.kwargs.items()
-            if k in accepted and v is not None and v != ""
-        }
-
     async def open(self) -> None:
         import asyncmy
 
-        kwargs = self._asyncmy_kwargs()
+        kwargs = asyncmy_kwargs(self.kwargs)
         self.pool = await asyncmy.create_pool(minsize=0, maxsize=self.size, **kwargs)
 
     async def close(self) -> None:
@@ -297,10 +304,13 @@ class RawDedicatedAdapter(Adapter):
     async def open(self) -> None:
         self.conns: list[Any] = []
 
+    def connect(self) -> Any:
+        if self.driver == "asyncmy":
+            return asyncmy_connect(self.kwargs)
+        return aiomysql.connect(**self.kwargs)
+
     async def warm(self, n: int) -> None:
-        more = await asyncio.gather(
-            *(aiomysql.connect(**self.kwargs) for _ in range(n - len(self.conns)))
-        )
+        more = await asyncio.gather(*(self.connect() for _ in range(n - len(self.conns))))
         self.conns.extend(more)
 
     async def close(self) -> None:
@@ -376,7 +386,10 @@ class RawFifoAdapter(Adapter):
     name = "raw-fifo"
 
     async def open(self) -> None:
-        self.pool = FifoPool(lambda: aiomysql.connect(**self.kwargs), self.size)
+        if self.driver == "asyncmy":
+            self.pool = FifoPool(lambda: asyncmy_connect(self.kwargs), self.size)
+        else:
+            self.pool = FifoPool(lambda: aiomysql.connect(**self.kwargs), self.size)
 
     async def close(self) -> None:
         self.pool.close()
@@ -386,6 +399,27 @@ class RawFifoAdapter(Adapter):
 
     def connections_opened(self) -> int | None:
         return self.pool.open
+
+
+class MysqlpoolAsyncmyAdapter(MysqlpoolAdapter):
+    """``mysqlpool.Pool(dsn, driver="asyncmy", pool_size=N, max_overflow=0)``."""
+
+    name = "mysqlpool-asyncmy"
+    driver = "asyncmy"
+
+
+class RawDedicatedAsyncmyAdapter(RawDedicatedAdapter):
+    """Reference: N asyncmy connections, each owned by one task."""
+
+    name = "raw-dedicated-asyncmy"
+    driver = "asyncmy"
+
+
+class RawFifoAsyncmyAdapter(RawFifoAdapter):
+    """Reference: ``FifoPool`` over asyncmy connections."""
+
+    name = "raw-fifo-asyncmy"
+    driver = "asyncmy"
 
 
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -399,5 +433,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
         ConnectPerRequestAdapter,
         RawDedicatedAdapter,
         RawFifoAdapter,
+        MysqlpoolAsyncmyAdapter,
+        RawDedicatedAsyncmyAdapter,
+        RawFifoAsyncmyAdapter,
     )
 }

@@ -2,6 +2,8 @@
 
     python benchmarks/contended.py [--impls mysqlpool,raw-fifo,raw-dedicated] [--ops 4000]
                                    [--tasks 1000[,100,1]]
+    python benchmarks/contended.py --impls \
+        mysqlpool-asyncmy,raw-fifo-asyncmy,raw-dedicated-asyncmy,asyncmy   # the asyncmy driver
 
 For each implementation, a child process runs ``--ops`` queries (``SELECT 1``
 + fetch) from ``--tasks`` tasks (1000 by default; several counts may be
@@ -32,8 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import aiomysql
-from adapters import ADAPTERS, connect_kwargs, cursor_query
+from adapters import ADAPTERS, cursor_query
 
 HERE = Path(__file__).resolve().parent
 DSN = os.environ.get("MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
@@ -49,13 +50,13 @@ async def workload(impl: str, ops: int, tasks: int) -> None:
             left -= 1
             await cursor_query(conn)
 
-    if impl == "raw-dedicated":
-        conns = [await aiomysql.connect(**connect_kwargs(DSN)) for _ in range(min(tasks, POOL))]
-        await asyncio.gather(*(owner(conn) for conn in conns))
-        for conn in conns:
-            conn.close()
-        return
     adapter = ADAPTERS[impl](DSN, POOL)
+    if adapter.dedicated:
+        await adapter.open()
+        await adapter.warm(min(tasks, POOL))
+        await asyncio.gather(*(owner(conn) for conn in adapter.conns))  # type: ignore[attr-defined]
+        await adapter.close()
+        return
     await adapter.open()
     await adapter.warm(POOL)
 

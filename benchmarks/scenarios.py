@@ -33,8 +33,15 @@ POOL_IMPLS = (
     "sqlalchemy-pool",
     "asyncmy",
     "raw-fifo",
+    "mysqlpool-asyncmy",
+    "raw-fifo-asyncmy",
 )
-ALL_IMPLS = (*POOL_IMPLS, "connect-per-request", "raw-dedicated")
+ALL_IMPLS = (*POOL_IMPLS, "connect-per-request", "raw-dedicated", "raw-dedicated-asyncmy")
+
+
+def is_dedicated(impl: str) -> bool:
+    """``impl`` owns its connections (no acquire): a raw-dedicated reference."""
+    return ADAPTERS[impl].dedicated
 SLOW_INIT = "DO SLEEP(0.02)"
 STATUS_VARS = ("Questions", "Com_select", "Com_rollback", "Com_admin_commands", "Connections")
 
@@ -139,7 +146,7 @@ async def run_workers(a: Adapter, tasks: int, body: Callable[[Any], Awaitable[No
 def overhead_jobs(cfg: Config) -> list[Job]:
     dur = cfg.d(0.4, 0.1)
     configs = [("1 task", 1, 10), ("100 tasks on 10", 100, 10), ("1 task, 100 idle", 1, 100)]
-    impls = [i for i in cfg.impls if i != "raw-dedicated"]
+    impls = [i for i in cfg.impls if not is_dedicated(i)]
     jobs = []
     for rep in range(cfg.reps):
         for label, tasks, size in configs:
@@ -339,7 +346,7 @@ async def fairness_run(cfg: Config, impl: str, tasks: int, dur: float) -> dict[s
 def fairness_jobs(cfg: Config) -> list[Job]:
     dur = cfg.d(2.0, 0.5)
     tasks = 1000
-    impls = [i for i in cfg.impls if i != "raw-dedicated"]
+    impls = [i for i in cfg.impls if not is_dedicated(i)]
     jobs = []
     for rep in range(cfg.reps):
         for impl in rotated(impls, rep):
@@ -591,7 +598,7 @@ async def memory_run(cfg: Config, impl: str) -> dict[str, Any]:
 
 
 def memory_jobs(cfg: Config) -> list[Job]:
-    impls = [i for i in cfg.impls if i not in ("connect-per-request", "raw-dedicated")]
+    impls = [i for i in cfg.impls if i != "connect-per-request" and not is_dedicated(i)]
     reps = max(1, min(cfg.reps, 3))
     jobs = []
     for rep in range(reps):

@@ -41,6 +41,7 @@ import pymysql
 import pytest
 from pymysql.converters import escape_string
 
+from drivers import on_driver
 from privateserver import MARIADBD, PrivateServer, ServerError, free_port, missing_tools
 
 __all__ = [
@@ -264,7 +265,7 @@ class GaleraCluster:
     def dsn(self) -> str:
         """All nodes in one DSN: ``mysql://root@127.0.0.1:p0,127.0.0.1:p1,.../test``."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
-        return f"mysql://root@{hosts}/test"
+        return on_driver(f"mysql://root@{hosts}/test")
 
     @property
     def node_dsns(self) -> list[str]:
@@ -558,7 +559,9 @@ class PrimaryReplica:
     @property
     def dsn(self) -> str:
         """Both servers, primary first: ``mysql://root@127.0.0.1:pp,127.0.0.1:rp/test``."""
-        return f"mysql://root@127.0.0.1:{self.primary_port},127.0.0.1:{self.replica_port}/test"
+        return on_driver(
+            f"mysql://root@127.0.0.1:{self.primary_port},127.0.0.1:{self.replica_port}/test"
+        )
 
     def start(self, timeout: float = 30.0) -> None:
         """Start a new pair and its replication; return once the replica has caught up."""

@@ -14,6 +14,10 @@ If none works, the database tests are skipped with one line saying what was
 tried -- except under ``CI``, where the run stops with a failure instead, so a
 CI run can never go green without having talked to a server.
 
+The pools run on the driver ``--driver`` names (``aiomysql``, the default, or
+``asyncmy``; also the ``MYSQLPOOL_TEST_DRIVER`` environment variable): the DSNs
+the fixtures hand out carry its scheme (``tests/drivers.py``).
+
 The autouse ``_fail_on_loop_errors`` guard turns anything an async test sends to
 the event loop's exception handler ("Task exception was never retrieved",
 "Task was destroyed but it is pending!", errors in callbacks...) into a test
@@ -36,6 +40,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from cluster import galera_cluster_fixture, primary_replica_fixture  # noqa: F401
 from mysqlpool import Pool, parse_dsn
 from mysqlpool._discovery import CommandError, resolve_server
@@ -68,7 +73,7 @@ def mysql_dsn() -> Iterator[str]:
             pytest.skip(message)
         suite_dsn = _create_suite_account(server.dsn)
         try:
-            yield suite_dsn or server.dsn
+            yield drivers.on_driver(suite_dsn or server.dsn)
         finally:
             if suite_dsn:
                 _drop_suite_account(server.dsn)
@@ -138,7 +143,19 @@ class _PasswordWatch(logging.Handler):
 _watch = _PasswordWatch()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--driver",
+        default=None,
+        choices=drivers.DRIVERS,
+        help=f"the driver the pools run on (default: ${drivers.ENV} or aiomysql)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    chosen = config.getoption("--driver")
+    if chosen is not None:
+        drivers.choose(chosen)
     logging.getLogger().addHandler(_watch)
     logging.getLogger("mysqlpool").setLevel(logging.DEBUG)  # watch even the debug lines
 
@@ -306,6 +323,10 @@ def figure(request: pytest.FixtureRequest) -> Figure:
         _FIGURES.append((test, name, str(value)))
 
     return record
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"mysqlpool driver: {drivers.name()}"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pymysql
 
+from drivers import on_driver
+
 __all__ = ["PrivateServer", "ServerError", "free_port", "missing_tools"]
 
 MARIADBD = "/usr/sbin/mariadbd"
@@ -116,8 +118,9 @@ class PrivateServer:
 
     @property
     def dsn(self) -> str:
-        """``mysql://root@127.0.0.1:<port>/test``: root with an empty password, over TCP."""
-        return f"mysql://root@127.0.0.1:{self.port}/test"
+        """``mysql://root@127.0.0.1:<port>/test``: root with an empty password, over
+        TCP (the scheme of the run's driver: ``mysql+asyncmy://`` on asyncmy)."""
+        return on_driver(f"mysql://root@127.0.0.1:{self.port}/test")
 
     @property
     def running(self) -> bool:

@@ -12,15 +12,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiomysql
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import scalar
 from mysqlpool import Pool, PoolClosed, PoolError, PoolTimeout
 from mysqlpool.testing import ManualClock
 from polling import until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -42,10 +43,10 @@ async def queue_waiter(pool: Pool, coro: Awaitable[Any]) -> asyncio.Task[Any]:
 # ------------------------------------------------------------------ basics
 
 
-async def test_async_with_yields_an_aiomysql_connection(make_pool: PoolFactory) -> None:
+async def test_async_with_yields_the_drivers_connection(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_size=2)
     async with pool.acquire() as conn:
-        assert isinstance(conn, aiomysql.Connection)
+        assert isinstance(conn, drivers.connection_class())
         assert await scalar(conn, "SELECT 1") == 1
         assert pool.stats().in_use == 1
         assert len(pool) == 0
@@ -58,7 +59,7 @@ async def test_manual_acquire_and_release(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_size=2)
     conn = await pool.acquire()
     try:
-        assert isinstance(conn, aiomysql.Connection)
+        assert isinstance(conn, drivers.connection_class())
         assert await scalar(conn, "SELECT 1 + 1") == 2
         assert pool.stats().in_use == 1
     finally:
@@ -477,8 +478,8 @@ async def test_overflow_is_closed_on_return_when_the_queue_is_full(
 
     stats = pool.stats()
     assert (stats.opened, stats.open, stats.idle, stats.closed) == (3, 1, 1, 2)
-    assert held[1].closed
-    assert held[2].closed
+    assert drivers.is_closed(held[1])
+    assert drivers.is_closed(held[2])
     async with pool.acquire() as conn:
         assert conn is held[0]  # the first one back filled the queue
     pool.check_invariants()
@@ -537,7 +538,7 @@ async def test_cold_start_burst_opens_pool_size_connections_in_parallel(
 
     async def init(conn: Any) -> None:
         nonlocal in_flight, max_in_flight
-        assert isinstance(conn, aiomysql.Connection)
+        assert isinstance(conn, drivers.connection_class())
         in_flight += 1
         max_in_flight = max(max_in_flight, in_flight)
         if in_flight >= 20:
@@ -624,12 +625,12 @@ async def test_failed_open_passes_the_slot_to_the_next_waiter(make_pool: PoolFac
 
 async def test_unreachable_server_raises_the_driver_error(make_pool: PoolFactory) -> None:
     pool = await make_pool(
-        "mysql://root:s3cr3t-pw@127.0.0.1:1/test",
+        drivers.on_driver("mysql://root:s3cr3t-pw@127.0.0.1:1/test"),
         pool_size=1,
         max_overflow=0,
         connect_timeout=1,
     )
-    with pytest.raises(pymysql.err.OperationalError) as caught:
+    with pytest.raises(ERR.OperationalError) as caught:
         await pool.acquire(timeout=5)
     assert caught.value.args[0] == 2003
     assert "s3cr3t-pw" not in str(caught.value)
@@ -642,7 +643,7 @@ async def test_unreachable_server_raises_the_driver_error(make_pool: PoolFactory
         10,
     )
     for result in results:
-        assert isinstance(result, pymysql.err.OperationalError), result
+        assert isinstance(result, ERR.OperationalError), result
     stats = pool.stats()
     assert (stats.open, stats.opening, stats.waiting, stats.opened) == (0, 0, 0, 0)
     pool.check_invariants()

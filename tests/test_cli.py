@@ -89,6 +89,21 @@ def test_demo_reports_throughput_waits_and_stats(mysql_dsn: str) -> None:
     assert float(stats["wait_time"].split()[0]) > 0
 
 
+@pytest.mark.parametrize("driver", ["aiomysql", "asyncmy"])
+def test_demo_runs_on_the_driver_it_is_given(mysql_dsn: str, driver: str) -> None:
+    proc = _run_cli("demo", mysql_dsn, "--handlers", "50", "--driver", driver)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"^\s+driver:\s+{driver}$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^\s+completed:\s+50 of 50 handlers", proc.stdout, re.M), proc.stdout
+
+
+def test_demo_refuses_an_unknown_driver_before_connecting() -> None:
+    proc = _run_cli("demo", "mysql://app:hunter22@127.0.0.1:1/x", "--driver", "mysqldb")
+    assert proc.returncode == 2
+    assert "invalid choice: 'mysqldb'" in proc.stderr
+    assert "hunter22" not in proc.stderr
+
+
 def test_demo_progress_bar_when_forced(mysql_dsn: str) -> None:
     proc = _run_cli("demo", mysql_dsn, "--handlers", "50", "--pool-size", "2", "--progress")
     assert proc.returncode == 0, proc.stderr

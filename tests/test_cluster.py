@@ -17,14 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
 import pytest
 
+import drivers
 from cluster import GaleraCluster, PrimaryReplica, execute
 from conftest import Figure, scalar
 from mysqlpool import Pool
 from mysqlpool._aging import auto_recycle
 from polling import until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 # Starting a cluster (in the first test's setup) and restarting a node take a while.
 pytestmark = pytest.mark.timeout(240)
@@ -45,7 +47,7 @@ ER_NODE_NOT_READY = 1047
 
 def app_dsn(ports: list[int]) -> str:
     hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
-    return f"mysql://{APP_USER}:{urllib.parse.quote(APP_PASSWORD)}@{hosts}/test"
+    return drivers.on_driver(f"mysql://{APP_USER}:{urllib.parse.quote(APP_PASSWORD)}@{hosts}/test")
 
 
 def on_port(pool: Pool, port: int) -> int:
@@ -130,9 +132,9 @@ class Workload:
             try:
                 async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                     acquired = time.monotonic()
-                    port = conn.port
+                    port = drivers.port_of(conn)
                     await self._operation(conn, task, n)
-            except (pymysql.err.MySQLError, OSError, TimeoutError) as exc:
+            except (ERR.MySQLError, OSError, TimeoutError) as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
                 error = f"{type(exc).__name__} {code}" if code else type(exc).__name__
             ended = time.monotonic()
@@ -150,7 +152,7 @@ class Workload:
                 try:
                     await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (%s, %s)", (task, n))
                     return
-                except pymysql.err.OperationalError as exc:
+                except ERR.OperationalError as exc:
                     if exc.args[0] != ER_LOCK_DEADLOCK or attempt == 2:
                         raise
 
@@ -329,7 +331,7 @@ async def test_error_1047_marks_the_node_down_and_closes_its_idle_connections(
             first = host_of(pool, ports[0])
             assert (first.state, first.open) == ("down", 0)  # the idle one too
             async with pool.acquire() as conn:
-                assert conn.port == ports[1]
+                assert drivers.port_of(conn) == ports[1]
         finally:
             await asyncio.to_thread(execute, ports[0], "SET GLOBAL wsrep_reject_queries = NONE")
         await until(lambda: host_of(pool, ports[0]).state == "up", "node 0 back", 10)
@@ -357,7 +359,7 @@ async def fail_with_node_out_of_service(pool: Pool, port: int) -> BaseException:
         async with pool.acquire() as conn:
             await asyncio.to_thread(execute, port, "SET GLOBAL wsrep_reject_queries = ALL")
             await scalar(conn, f"SELECT COUNT(*) FROM {TABLE}")
-    except pymysql.err.MySQLError as exc:
+    except ERR.MySQLError as exc:
         return exc
     pytest.fail("the query on a node rejecting queries succeeded")
 
@@ -370,7 +372,7 @@ async def test_target_primary_never_hands_out_the_replica(pair: PrimaryReplica) 
     pool = Pool(app_dsn([pair.replica_port, pair.primary_port]), target="primary", pool_size=4)
     async with pool:
         conns = await asyncio.gather(*(pool.acquire() for _ in range(4)))
-        assert {conn.port for conn in conns} == {pair.primary_port}
+        assert {drivers.port_of(conn) for conn in conns} == {pair.primary_port}
         for conn in conns:
             async with conn.cursor() as cur:
                 await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (1, 1)")
@@ -388,9 +390,9 @@ async def test_target_replica_reads_replicated_rows_and_cannot_write(
             await cur.execute(f"INSERT INTO {TABLE} (task, n) VALUES (2, 42)")
         await asyncio.to_thread(pair.wait_replicated)
         async with reader.acquire() as conn:
-            assert conn.port == pair.replica_port
+            assert drivers.port_of(conn) == pair.replica_port
             assert await scalar(conn, f"SELECT n FROM {TABLE} WHERE task = 2") == 42
-            with pytest.raises(pymysql.err.MySQLError) as refused:
+            with pytest.raises(ERR.MySQLError) as refused:
                 await scalar(conn, f"INSERT INTO {TABLE} (task, n) VALUES (2, 43)")
             assert refused.value.args[0] == ER_OPTION_PREVENTS_STATEMENT
 
@@ -399,11 +401,11 @@ async def test_prefer_replica_falls_back_to_the_primary(pair: PrimaryReplica) ->
     dsn = app_dsn([pair.primary_port, pair.replica_port])  # the primary first
     async with Pool(dsn, target="prefer_replica", pool_size=2) as pool:
         async with pool.acquire() as conn:
-            assert conn.port == pair.replica_port  # found although listed second
+            assert drivers.port_of(conn) == pair.replica_port  # found although listed second
         await asyncio.to_thread(pair.replica.kill)
         await pool.clear()
         async with pool.acquire() as conn:
-            assert conn.port == pair.primary_port
+            assert drivers.port_of(conn) == pair.primary_port
             assert await scalar(conn, "SELECT @@read_only") == 0
 
 

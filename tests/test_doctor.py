@@ -48,6 +48,7 @@ SECRET = "s3cretpw"
 # Every fact of the text report, by its label.
 TEXT_LABELS = (
     "server",
+    "driver",
     "version",
     "wait_timeout",
     "interactive_timeout",
@@ -64,6 +65,7 @@ TEXT_LABELS = (
 
 JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "server": str,
+    "driver": str,
     "version": str,
     "flavour": str,
     "wait_timeout_session": int,
@@ -172,6 +174,17 @@ def test_json_report_has_stable_keys_and_sane_values(
     assert 1 <= report["max_connections_per_process"] < report["max_connections"]
     assert report["max_connections_per_process"] <= report["max_connections"] - report["reserve"]
     assert SECRET not in json.dumps(report)
+
+
+@pytest.mark.parametrize("driver", ["aiomysql", "asyncmy"])
+def test_the_report_names_the_driver_the_doctor_used(
+    mysql_dsn: str, capsys: pytest.CaptureFixture[str], driver: str
+) -> None:
+    report = _doctor_json(capsys, mysql_dsn, "--driver", driver)
+    assert report["driver"] == driver
+    assert report["reset_connection"] is True  # COM_RESET_CONNECTION through that driver
+    expected_scheme = "mysql://" if driver == "aiomysql" else "mysql+asyncmy://"
+    assert report["server"].startswith(expected_scheme)
 
 
 def test_more_processes_lower_the_ceiling(

@@ -519,6 +519,7 @@ CHANGES: list[tuple[str, Any]] = [
     ("cursorclass", aiomysql.DictCursor),
     ("use_unicode", False),
     ("conv", {}),
+    ("driver", "asyncmy"),
 ]
 
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
+import drivers
 from conftest import PoolFactory, scalar
 from mysqlpool import PoolTimeout
 from privateserver import PrivateServer, missing_tools
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 MAX_CONNECTIONS = 10  # the smallest MariaDB accepts
 
@@ -40,7 +43,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 cur.execute("GRANT SELECT ON test.* TO 'app'@'127.0.0.1'")
         finally:
             admin.close()
-        yield f"mysql://app:app-pw@127.0.0.1:{server.port}/test"
+        yield drivers.on_driver(f"mysql://app:app-pw@127.0.0.1:{server.port}/test")
     finally:
         server.remove()
 
@@ -58,8 +61,8 @@ async def test_too_many_connections_fails_fast_and_frees_its_slot(
     )
     elapsed = time.monotonic() - began
 
-    assert all(isinstance(o, pymysql.err.OperationalError) for o in outcomes), outcomes
-    assert {o.args[0] for o in outcomes if isinstance(o, pymysql.err.OperationalError)} == {1040}
+    assert all(isinstance(o, ERR.OperationalError) for o in outcomes), outcomes
+    assert {o.args[0] for o in outcomes if isinstance(o, ERR.OperationalError)} == {1040}
     assert elapsed < 2.0  # refused at once, not after the acquire timeout
     stats = pool.stats()
     assert (stats.open, stats.in_use, stats.opening) == (MAX_CONNECTIONS, MAX_CONNECTIONS, 0)

@@ -18,15 +18,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin, Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, PoolTimeout, parse_dsn
-from mysqlpool._driver_aiomysql import AIOMYSQL
 from polling import until
+
+ERR = drivers.errors()  # the run's driver's error classes
+SEAM = drivers.seam()
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -70,7 +72,7 @@ async def timed_failure(pool: Pool, timeout: float) -> tuple[BaseException, floa
     instead of hanging the run.
     """
     began = time.monotonic()
-    with pytest.raises((PoolTimeout, pymysql.err.OperationalError)) as failure:
+    with pytest.raises((PoolTimeout, ERR.OperationalError)) as failure:
         await asyncio.wait_for(pool.acquire(timeout=timeout), timeout + HANG)
     return failure.value, time.monotonic() - began
 
@@ -101,7 +103,7 @@ async def test_refused_connect_fails_at_once_with_the_drivers_error(
     proxy.refuse()
     error, elapsed = await timed_failure(pool, timeout=0.5)
     figure("acquire(timeout=0.5) ended after (s)", f"{elapsed:.3f}")
-    assert isinstance(error, pymysql.err.OperationalError)
+    assert isinstance(error, ERR.OperationalError)
     assert error.args[0] == CR_CONN_HOST_ERROR
     assert elapsed <= 0.5 + MARGIN
     assert_empty(pool)
@@ -141,7 +143,7 @@ async def test_ping_into_a_blackhole_is_cut_at_the_deadline_and_discarded(
     error, elapsed = await timed_failure(pool, timeout=0.5)
     assert isinstance(error, PoolTimeout)
     assert 0.5 - 0.05 <= elapsed <= 0.5 + MARGIN, elapsed
-    assert pinged.closed  # discarded, not left open nor put back
+    assert drivers.is_closed(pinged)  # discarded, not left open nor put back
     assert pool.stats().discarded == 1
     assert_empty(pool)
 
@@ -163,7 +165,7 @@ async def test_waiting_and_pinging_share_one_deadline(
     elapsed = time.monotonic() - began
     # A fresh 1 s for the ping would end at 1.8 s.
     assert 1.0 - 0.05 <= elapsed <= 1.0 + MARGIN, elapsed
-    assert held.closed
+    assert drivers.is_closed(held)
     assert_empty(pool)
 
 
@@ -214,8 +216,8 @@ async def test_failed_connects_free_their_slots_and_service_resumes_by_itself(
     elapsed = time.monotonic() - began
     assert elapsed <= 1.0 + MARGIN
     for result in results:
-        assert isinstance(result, (PoolTimeout, pymysql.err.OperationalError)), result
-        if isinstance(result, pymysql.err.OperationalError):
+        assert isinstance(result, (PoolTimeout, ERR.OperationalError)), result
+        if isinstance(result, ERR.OperationalError):
             assert result.args[0] == CR_CONN_HOST_ERROR
     assert_empty(pool)
 
@@ -235,7 +237,7 @@ async def test_idle_connections_reset_by_the_network_are_replaced(
     conns = await idle_connections(pool, 2)
     old_threads = {conn.thread_id() for conn in conns}
     proxy.reset_all()
-    await until(lambda: all(AIOMYSQL.is_dead(conn) for conn in conns), "the RSTs arrived")
+    await until(lambda: all(SEAM.is_dead(conn) for conn in conns), "the RSTs arrived")
     async with pool.acquire(timeout=1.0) as conn:
         assert await scalar(conn, "SELECT CONNECTION_ID()") not in old_threads
     assert pool.stats().discarded == 2
@@ -278,7 +280,7 @@ async def test_reset_mid_query_fails_the_query_and_discards_the_connection(
         "the query is running on the server",
     )
     proxy.reset_all()
-    with pytest.raises(pymysql.err.OperationalError) as failure:
+    with pytest.raises(ERR.OperationalError) as failure:
         await task
     assert failure.value.args[0] in (CR_SERVER_LOST, CR_SERVER_GONE)
     assert pool.stats().discarded == 1

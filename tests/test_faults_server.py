@@ -25,18 +25,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiomysql
-import pymysql
 import pytest
 
+import drivers
 from conftest import Figure, PoolFactory, scalar
 from mysqlpool import PoolTimeout
 from polling import until
 from privateserver import PrivateServer
 
+ERR = drivers.errors()  # the run's driver's error classes
+
 LOAD_TASKS = 200
 ACQUIRE_TIMEOUT = 2.0  # seconds, each operation of the load
 MARGIN = 0.5  # seconds an acquire may overrun its timeout
-DRIVER_ERRORS = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
+DRIVER_ERRORS = (ERR.OperationalError, ERR.InterfaceError)
 CONNECT_REFUSED = 2003  # CR_CONN_HOST_ERROR: nothing listens on the port
 
 
@@ -53,7 +55,7 @@ def server_up(private_server: PrivateServer) -> Iterator[PrivateServer]:
 def error_kind(exc: BaseException) -> str:
     """``OperationalError(2013)``, ``PoolTimeout``...: how the figures name an error."""
     name = type(exc).__name__
-    if isinstance(exc, pymysql.err.Error) and exc.args and isinstance(exc.args[0], int):
+    if isinstance(exc, ERR.Error) and exc.args and isinstance(exc.args[0], int):
         return f"{name}({exc.args[0]})"
     return name
 
@@ -300,11 +302,13 @@ async def test_login_errors_reach_the_caller_at_once_and_are_not_retried(
             f"CREATE OR REPLACE USER '{LIMITED_USER}'@'127.0.0.1' IDENTIFIED BY 's3cret-pw'",
         )
         aborted_before = await aborted_connects(admin)
-        pool = await make_pool(dsn_template.format(port=private_server.port), timeout=5)
+        pool = await make_pool(
+            drivers.on_driver(dsn_template.format(port=private_server.port)), timeout=5
+        )
         loop = asyncio.get_running_loop()
         for _ in range(2):
             began = loop.time()
-            with pytest.raises(pymysql.err.OperationalError) as refused:
+            with pytest.raises(ERR.OperationalError) as refused:
                 await pool.acquire()
             assert loop.time() - began < 1.0
             assert refused.value.args[0] == code

@@ -18,13 +18,15 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin, Figure, PoolFactory
 from faultproxy import FaultProxy
 from mysqlpool import PoolError, parse_dsn
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 TABLE = "mysqlpool_fault_writes_" + secrets.token_hex(3)  # unique: suites may share a server
 TASKS, WRITES_PER_TASK = 30, 25
@@ -73,7 +75,7 @@ async def test_no_write_lost_or_doubled_under_kills_and_resets(
                         committing = True
                         await conn.commit()
                     acknowledged.add(op)
-                except (pymysql.err.MySQLError, PoolError) as exc:
+                except (ERR.MySQLError, PoolError) as exc:
                     errors[type(exc).__name__] += 1
                     if committing:
                         in_doubt.add(op)
@@ -90,7 +92,7 @@ async def test_no_write_lost_or_doubled_under_kills_and_resets(
                         try:
                             await admin.scalar(f"KILL {int(thread_id)}")
                             errors["(server KILLs)"] += 1
-                        except pymysql.err.MySQLError:
+                        except ERR.MySQLError:
                             pass  # it ended on its own first
 
         await asyncio.wait_for(

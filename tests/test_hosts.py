@@ -18,17 +18,18 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiomysql
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from clocks import settle
 from conftest import Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import ConnectParams, NoServerAvailable, Pool, PoolManager, PoolTimeout, parse_dsn
 from mysqlpool.testing import ManualClock
 from polling import pool_tasks, until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -205,7 +206,7 @@ async def test_every_host_down_fails_fast_naming_each_host(
             await pool.acquire(timeout=5)
         message = str(failure.value)
         assert all(label(proxy) in message for proxy in hosts), message
-        assert isinstance(failure.value, pymysql.err.OperationalError)
+        assert isinstance(failure.value, ERR.OperationalError)
         assert failure.value.args[0] == 2003
     assert [h.failures for h in pool.stats().hosts.values()] == [1, 1, 1]
     assert pool.stats().open == 0
@@ -217,12 +218,12 @@ async def test_a_lost_host_is_marked_down_and_its_idle_connections_closed(
 ) -> None:
     pool = await make_pool(multi_params, pool_size=6, load_balance="round_robin")
     conns = await hold(pool, 6)
-    on_first = [c for c in conns if c.port == hosts[0].port]  # the proxy's port
+    on_first = [c for c in conns if drivers.port_of(c) == hosts[0].port]  # the proxy's port
     assert len(on_first) == 2
     await pool.release(on_first[1])  # one idle on the first host, one in use
     hosts[0].refuse()
     hosts[0].reset_all()
-    with pytest.raises(pymysql.err.OperationalError) as lost:
+    with pytest.raises(ERR.OperationalError) as lost:
         async with on_first[0].cursor() as cur:
             await cur.execute("SELECT 1")
     assert lost.value.args[0] in (2006, 2013)
@@ -231,8 +232,8 @@ async def test_a_lost_host_is_marked_down_and_its_idle_connections_closed(
     assert (first.state, first.open) == ("down", 0)
     # New connections go to the other two; nothing was lost from the count.
     more = await hold(pool, 2)
-    assert all(conn.port != hosts[0].port for conn in more)
-    await give_back(pool, more + [c for c in conns if c.port != hosts[0].port])
+    assert all(drivers.port_of(conn) != hosts[0].port for conn in more)
+    await give_back(pool, more + [c for c in conns if drivers.port_of(c) != hosts[0].port])
     pool.check_invariants()
 
 
@@ -321,7 +322,8 @@ async def test_target_primary_and_prefer_replica_accept_a_writable_server(
 async def test_a_dict_cursor_configured_by_the_user_does_not_confuse_the_checks(
     make_pool: PoolFactory, multi_params: ConnectParams
 ) -> None:
-    pool = await make_pool(multi_params.replace(cursorclass=aiomysql.DictCursor), target="primary")
+    dict_rows = multi_params.replace(**drivers.cursor_keyword("DictCursor"))
+    pool = await make_pool(dict_rows, target="primary")
     async with pool.acquire() as conn, conn.cursor() as cur:
         await cur.execute("SELECT 1 AS one")
         assert await cur.fetchone() == {"one": 1}

@@ -19,6 +19,7 @@ import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin, scalar
 from mysqlpool import ConnectParams, Pool, PoolClosed, PoolManager, parse_dsn
 
@@ -90,7 +91,12 @@ async def test_dsn_and_equal_keywords_share_one_pool(
     async with manager.acquire(mysql_dsn) as conn:
         thread_id = conn.thread_id()
     async with manager.acquire(
-        host=params.host, port=params.port, user=params.user, password=params.password, db=params.db
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password,
+        db=params.db,
+        driver=params.driver,
     ) as conn:
         assert conn.thread_id() == thread_id  # the same pool's one connection
         assert await scalar(conn, "SELECT 1") == 1
@@ -131,7 +137,12 @@ async def test_concurrent_get_pool_creates_one_pool(manager: PoolManager, mysql_
 async def test_wrong_password_never_gets_the_logged_in_connection(
     manager: PoolManager, params: ConnectParams, test_user: str
 ) -> None:
-    login: dict[str, Any] = {"host": params.host, "port": params.port, "db": params.db}
+    login: dict[str, Any] = {
+        "host": params.host,
+        "port": params.port,
+        "db": params.db,
+        "driver": params.driver,
+    }
 
     async with manager.acquire(**login, user=test_user, password=RIGHT_PASSWORD) as conn:
         logged_in = conn
@@ -139,7 +150,7 @@ async def test_wrong_password_never_gets_the_logged_in_connection(
     [right_pool] = manager.pools.values()
     assert len(right_pool) == 1  # the logged-in connection waits in its pool
 
-    with pytest.raises(pymysql.err.OperationalError) as excinfo:
+    with pytest.raises(drivers.errors().OperationalError) as excinfo:
         await check_out(manager, **login, user=test_user, password=WRONG_PASSWORD)
 
     assert excinfo.value.args[0] == 1045  # access denied
@@ -158,7 +169,7 @@ async def test_wrong_password_never_gets_the_logged_in_connection(
     # The right pool's connection stayed where it was, untouched.
     right = right_pool.stats()
     assert (right.acquires, right.idle, right.in_use) == (1, 1, 0)
-    assert not logged_in.closed
+    assert not drivers.is_closed(logged_in)
     for text in manager.stats():
         assert RIGHT_PASSWORD not in text
         assert WRONG_PASSWORD not in text
@@ -204,7 +215,7 @@ async def test_close_closes_every_pool_and_refuses_new_ones(mysql_dsn: str) -> N
         assert pool.closed
         assert pool.stats().open == 0
         pool.check_invariants()
-    assert conn.closed
+    assert drivers.is_closed(conn)
     with pytest.raises(PoolClosed):
         await manager.get_pool(mysql_dsn)
     with pytest.raises(PoolClosed):
@@ -223,7 +234,7 @@ async def test_async_with_closes_the_manager(mysql_dsn: str) -> None:
 
     assert manager.closed
     assert pool.closed
-    assert conn.closed
+    assert drivers.is_closed(conn)
     assert pool.stats().open == 0
     pool.check_invariants()
 

@@ -68,7 +68,8 @@ def parse(text: str) -> Scrape:
         for sample in family.samples:
             if "host" in sample.labels:
                 continue  # per host: see parse_hosts()
-            assert set(sample.labels) == {"pool"}, sample
+            assert set(sample.labels) == {"pool", "driver"}, sample
+            assert sample.labels["driver"] in ("aiomysql", "asyncmy"), sample
             pools = found.setdefault(sample.name, {})
             assert sample.labels["pool"] not in pools, f"duplicate series {sample}"
             pools[sample.labels["pool"]] = sample.value
@@ -81,7 +82,7 @@ def parse_hosts(text: str) -> dict[str, dict[tuple[str, str], float]]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if "host" in sample.labels:
-                assert set(sample.labels) == {"pool", "host"}, sample
+                assert set(sample.labels) == {"pool", "driver", "host"}, sample
                 key = (sample.labels["pool"], sample.labels["host"])
                 found.setdefault(sample.name, {})[key] = sample.value
     return found
@@ -315,6 +316,19 @@ def test_label_is_the_pool_name_and_never_the_password() -> None:
     assert SECRET not in pool.name
     assert "127.0.0.1:1/x" in pool.name
     assert series_of(found, pool.name) == expected(pool.stats())
+
+
+def test_each_series_is_labelled_with_the_pools_driver() -> None:
+    pytest.importorskip("asyncmy")
+    registry = CollectorRegistry()
+    on_aiomysql = Pool(UNREACHABLE, name="plain")  # never opened: it still has stats
+    on_asyncmy = Pool(UNREACHABLE, name="fast", driver="asyncmy")
+    PoolCollector(on_aiomysql, on_asyncmy, registry=registry)
+    drivers: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            drivers.setdefault(sample.labels["pool"], set()).add(sample.labels["driver"])
+    assert drivers == {"plain": {"aiomysql"}, "fast": {"asyncmy"}}
 
 
 async def test_two_pools_give_two_label_sets(make_pool: PoolFactory) -> None:

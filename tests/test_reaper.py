@@ -19,13 +19,15 @@ from typing import Any
 
 import pytest
 
+import drivers
 from clocks import advance
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool import Pool
 from mysqlpool._backoff import BACKOFF_CAP, BACKOFF_FIRST, backoff_delay
-from mysqlpool._driver_aiomysql import AIOMYSQL
 from mysqlpool.testing import ManualClock
 from polling import pool_tasks, until
+
+SEAM = drivers.seam()
 
 RECYCLE = 60.0  # clock seconds
 INTERVAL = 5.0  # reaper_interval: several passes per RECYCLE
@@ -166,7 +168,7 @@ async def test_reaper_replaces_killed_min_size_connections(
     await admin.kill(first)
     await admin.kill(second)
     # The server's side, in real time: the KILLs reach the client sockets.
-    await until(lambda: AIOMYSQL.is_dead(first) and AIOMYSQL.is_dead(second), "EOF seen")
+    await until(lambda: SEAM.is_dead(first) and SEAM.is_dead(second), "EOF seen")
     assert pool.stats().discarded == 0  # nobody looked yet
 
     assert await advance(clock, INTERVAL, step=INTERVAL) == [INTERVAL]  # one pass does it all

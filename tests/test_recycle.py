@@ -22,12 +22,14 @@ from typing import Any
 
 import pytest
 
+import drivers
 from clocks import advance
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool._aging import auto_recycle
-from mysqlpool._driver_aiomysql import AIOMYSQL
 from mysqlpool.testing import ManualClock
 from polling import until
+
+SEAM = drivers.seam()
 
 RECYCLE = 60.0  # clock seconds
 REAPER_OFF = 3600.0  # reaper_interval that keeps the reaper out of a test (never advanced that far)
@@ -98,7 +100,7 @@ async def test_recycle_at_return_closes_a_connection_held_past_recycle(
     await pool.release(conn)
     stats = pool.stats()
     assert (stats.recycled, stats.discarded, stats.idle, stats.open) == (1, 0, 0, 0)
-    assert conn.closed
+    assert drivers.is_closed(conn)
     pool.check_invariants()
     await until(lambda: gone(admin, thread), f"server thread {thread} gone")
 
@@ -242,7 +244,7 @@ async def test_a_connection_the_server_timed_out_is_replaced_silently(
     async with pool.acquire() as stale:
         old_thread = stale.thread_id()
     await until(lambda: gone(admin, old_thread), "timed out by the server")
-    await until(lambda: AIOMYSQL.is_dead(stale), "seen closed on the client side")
+    await until(lambda: SEAM.is_dead(stale), "seen closed on the client side")
     assert len(pool) == 1  # still queued: nothing looked at it yet
 
     async with pool.acquire() as conn:  # no error reaches the caller
@@ -261,7 +263,7 @@ async def test_a_killed_idle_connection_is_never_handed_out_even_without_pre_pin
     async with pool.acquire() as victim:
         old_thread = victim.thread_id()
     await admin.kill(victim)
-    await until(lambda: AIOMYSQL.is_dead(victim), "seen closed on the client side")
+    await until(lambda: SEAM.is_dead(victim), "seen closed on the client side")
 
     async with pool.acquire() as conn:
         assert conn.thread_id() != old_thread

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import pymysql
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin
 from mysqlpool import Pool, PoolError, PoolManager, PoolTimeout, parse_dsn
 
@@ -60,7 +60,7 @@ async def test_password_never_shown(account: str, caplog: pytest.LogCaptureFixtu
 
     async with PoolManager(pool_size=1) as manager:
         wrong = account.replace(PASSWORD, WRONG)
-        with pytest.raises(pymysql.err.OperationalError) as denied:
+        with pytest.raises(drivers.errors().OperationalError) as denied:
             async with manager.acquire(wrong):
                 pass
         assert denied.value.args[0] == 1045

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import drivers
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool import Pool, PoolClosed
 from polling import until
@@ -58,13 +59,13 @@ async def test_close_fails_waiters_and_waits_for_the_holder(
 
     # The holder is not interrupted: close() waits for it.
     assert not closing.done()
-    assert not held.closed
+    assert not drivers.is_closed(held)
     assert await scalar(held, "SELECT 1") == 1
     assert not closing.done()
 
     await pool.release(held)
     await asyncio.wait_for(closing, 2)
-    assert held.closed
+    assert drivers.is_closed(held)
     stats = pool.stats()
     assert stats.discarded == 0  # it came back in time: closed, not terminated
     assert (stats.open, stats.idle, stats.in_use) == (0, 0, 0)
@@ -83,7 +84,7 @@ async def test_close_closes_idle_connections_at_once(make_pool: PoolFactory, adm
     closing = asyncio.create_task(pool.close())
     await until(lambda: pool.closed)
     assert len(pool) == 0
-    assert idle.closed
+    assert drivers.is_closed(idle)
     await gone(admin, idle_thread)
     # ... while the checked-out one is still usable and still awaited.
     assert await admin.is_alive(held.thread_id())
@@ -92,7 +93,7 @@ async def test_close_closes_idle_connections_at_once(make_pool: PoolFactory, adm
 
     await pool.release(held)
     await asyncio.wait_for(closing, 2)
-    assert held.closed
+    assert drivers.is_closed(held)
     assert pool.stats().open == 0
     pool.check_invariants()
 
@@ -110,7 +111,7 @@ async def test_close_with_timeout_terminates_a_holder_that_never_returns(
 
     assert 0.2 <= elapsed < 1.0
     assert pool.closed
-    assert held.closed
+    assert drivers.is_closed(held)
     await pool.release(held)  # the late release is accepted
     stats = pool.stats()
     assert (stats.open, stats.in_use) == (0, 0)
@@ -127,8 +128,8 @@ async def test_terminate_closes_everything_now(make_pool: PoolFactory, admin: Ad
     pool.terminate()
 
     assert pool.closed
-    assert held.closed
-    assert idle.closed
+    assert drivers.is_closed(held)
+    assert drivers.is_closed(idle)
     assert len(pool) == 0
     for thread_id in thread_ids:
         await gone(admin, thread_id)
@@ -153,7 +154,7 @@ async def test_concurrent_closes_both_return_and_the_pool_never_reopens(
     await pool.release(held)
     await asyncio.wait_for(closing, 2)
 
-    assert held.closed
+    assert drivers.is_closed(held)
     with pytest.raises(PoolClosed):
         await pool.open()
     with pytest.raises(PoolClosed):
@@ -172,7 +173,7 @@ async def test_async_with_closes_on_exit_and_leaves_no_task(mysql_dsn: str) -> N
         assert not only_this_task_left()  # the reaper runs while the pool is open
 
     assert pool.closed
-    assert conn.closed
+    assert drivers.is_closed(conn)
     assert pool.stats().open == 0
     pool.check_invariants()
     assert only_this_task_left()
@@ -216,7 +217,7 @@ async def test_close_while_a_connection_is_opening(make_pool: PoolFactory) -> No
         await opener
     await asyncio.wait_for(closing, 2)
     [conn] = opened
-    assert conn.closed
+    assert drivers.is_closed(conn)
     stats = pool.stats()
     assert (stats.open, stats.opening, stats.in_use) == (0, 0, 0)
     pool.check_invariants()
@@ -243,7 +244,7 @@ async def test_close_while_open_fills_min_size(mysql_dsn: str) -> None:
 
         [outcome] = await asyncio.gather(opening, return_exceptions=True)
         assert len(opened) == 2
-        assert all(conn.closed for conn in opened)
+        assert all(drivers.is_closed(conn) for conn in opened)
         stats = pool.stats()
         assert (stats.open, stats.opening) == (0, 0)
         pool.check_invariants()

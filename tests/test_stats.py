@@ -9,11 +9,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pymysql
 import pytest
 
+import drivers
 from mysqlpool import Pool, PoolStats, PoolTimeout
 from polling import until
+
+ERR = drivers.errors()  # the run's driver's error classes
 
 PoolFactory = Callable[..., Awaitable[Pool]]
 
@@ -132,7 +134,7 @@ async def test_wait_time_grows_while_queued(make_pool: PoolFactory) -> None:
 
 async def test_sql_error_in_the_block_keeps_the_connection(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_size=1)
-    with pytest.raises(pymysql.err.ProgrammingError):
+    with pytest.raises(ERR.ProgrammingError):
         async with pool.acquire() as conn:
             await scalar(conn, "SELEC 1")
     s = pool.stats()
@@ -195,7 +197,7 @@ async def test_random_concurrent_workload_keeps_the_books(make_pool: PoolFactory
         except PoolTimeout:
             assert not got
             counts["timeouts"] += 1
-        except pymysql.err.ProgrammingError:
+        except ERR.ProgrammingError:
             assert got
             assert bad_sql
             counts["bad_sql"] += 1

@@ -7,10 +7,11 @@ from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool, create_pool
 from ._stats import HostStats, PoolStats
-from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout
+from .errors import DriverNotInstalled, NoServerAvailable, PoolClosed, PoolError, PoolTimeout
 
 __all__ = [
     "ConnectParams",
+    "DriverNotInstalled",
     "HostStats",
     "NoServerAvailable",
     "Pool",

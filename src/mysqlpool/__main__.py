@@ -22,6 +22,7 @@ from typing import TypeAlias
 from ._demo import run_demo
 from ._discovery import EXIT_USAGE, CommandError
 from ._doctor import run_doctor
+from ._driver_names import DRIVER_NAMES
 
 __all__ = ["build_parser", "main"]
 
@@ -55,9 +56,22 @@ def _add_dsn_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_driver_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--driver",
+        choices=DRIVER_NAMES,
+        default=None,
+        help="the driver to connect with (default: the DSN's scheme says; mysql:// is aiomysql)",
+    )
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(
-        args.dsn, handlers=args.handlers, pool_size=args.pool_size, progress=args.progress
+        args.dsn,
+        handlers=args.handlers,
+        pool_size=args.pool_size,
+        progress=args.progress,
+        driver=args.driver,
     )
 
 
@@ -92,11 +106,14 @@ def _add_demo(commands: _Subparsers) -> None:
         default=None,
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )
+    _add_driver_argument(parser)
     parser.set_defaults(run=_run_demo)
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
-    return run_doctor(args.dsn, processes=args.processes, as_json=args.json)
+    return run_doctor(
+        args.dsn, processes=args.processes, as_json=args.json, driver=args.driver
+    )
 
 
 def _add_doctor(commands: _Subparsers) -> None:
@@ -120,6 +137,7 @@ def _add_doctor(commands: _Subparsers) -> None:
         help="processes that will each run a pool against this server (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _add_driver_argument(parser)
     parser.set_defaults(run=_run_doctor)
 
 

@@ -22,7 +22,7 @@ from ._driver import Driver, InitCallback
 from ._health import HostHealth, brief
 from ._hosts import Host
 from ._server_state import ServerState, read_server_state
-from .errors import NoServerAvailable
+from .errors import no_server_available_for
 
 __all__ = ["DEFAULT_HOST_CONNECT_TIMEOUT", "Connector"]
 
@@ -52,6 +52,7 @@ class Connector:
         "_health",
         "_host_limit",
         "_init",
+        "_no_server",
         "_on_recycle_change",
         "_pool_name",
         "check_state",
@@ -79,6 +80,8 @@ class Connector:
         self._host_limit = connect_timeout or DEFAULT_HOST_CONNECT_TIMEOUT
         self._pool_name = pool_name
         self._on_recycle_change = on_recycle_change
+        # Also the driver's OperationalError, whichever the driver.
+        self._no_server = no_server_available_for(driver.OperationalError)
 
     async def connect(self, deadline: float | None = None) -> tuple[Any, Host]:
         """A new connection and its host, within ``deadline`` (on the pool's clock).
@@ -100,7 +103,7 @@ class Connector:
             if state is not None:
                 refusal = health.turn_away(host, conn, state)
                 if refusal is not None:
-                    raise NoServerAvailable(f"pool {self._pool_name}: {host.label}: {refusal}")
+                    raise self._no_server(f"pool {self._pool_name}: {host.label}: {refusal}")
                 health.answered(host, state)
             return conn, host
         return await self._connect_any(deadline)
@@ -173,7 +176,7 @@ class Connector:
             conn, host = fallback
             health.answered(host, None)
             return conn, host
-        raise NoServerAvailable(
+        raise self._no_server(
             f"pool {self._pool_name}: no server could be used: " + "; ".join(errors)
         ) from last_error
 

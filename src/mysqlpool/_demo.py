@@ -17,14 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-import pymysql
-
 from ._discovery import (
     CommandError,
     Server,
     describe_error,
     resolve_server,
 )
+from ._driver_names import driver_errors
 from ._pool import Pool
 from ._stats import PoolStats
 from .errors import PoolError
@@ -45,7 +44,8 @@ _BAR_WIDTH = 30
 
 # What a handler or the set-up may raise because of the server or the pool,
 # as opposed to a bug in this module, which should show its traceback.
-_OPERATIONAL_ERRORS = (pymysql.MySQLError, PoolError, OSError, asyncio.TimeoutError)
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    return (*driver_errors(), PoolError, OSError, asyncio.TimeoutError)
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -125,7 +125,7 @@ async def _run(
                     row = await cur.fetchone()
             if row is None or row[0] != handler_id:
                 failures.append(f"handler {handler_id} got {row!r} back")
-        except _OPERATIONAL_ERRORS as exc:
+        except _operational_errors() as exc:
             failures.append(describe_error(exc, params))
         finally:
             done += 1
@@ -138,7 +138,7 @@ async def _run(
     try:
         try:
             await pool.open()
-        except _OPERATIONAL_ERRORS as exc:
+        except _operational_errors() as exc:
             raise CommandError(f"{server}: {describe_error(exc, params)}") from None
         drawer = asyncio.ensure_future(show_progress(progress)) if progress is not None else None
         began = time.perf_counter()
@@ -189,6 +189,7 @@ def _report(result: DemoResult, server: Server, pool_size: int, out: TextIO) -> 
     throughput = result.completed / result.wall_time if result.wall_time > 0 else 0.0
     out.write("mysqlpool demo\n")
     line("server", server)
+    line("driver", server.params.driver)
     line("version", result.server_version or "unknown")
     line("workload", f"{result.handlers} concurrent handlers, each {HANDLER_SQL!r}")
     line("pool", f"pool_size={pool_size}, max_overflow=0")
@@ -214,6 +215,7 @@ def run_demo(
     handlers: int = 1000,
     pool_size: int = 10,
     progress: bool | None = None,
+    driver: str | None = None,
 ) -> int:
     """Run the demo and print its report on stdout; return the exit status.
 
@@ -224,6 +226,7 @@ def run_demo(
             is also the most connections ever open).
         progress: draw a progress bar on stderr; None draws it only when
             stderr is a terminal.
+        driver: ``"aiomysql"`` or ``"asyncmy"``; None: the DSN's scheme says.
 
     Returns:
         0: every handler succeeded.
@@ -236,7 +239,7 @@ def run_demo(
     if progress is None:
         progress = sys.stderr.isatty()
     with contextlib.ExitStack() as stack:
-        server = resolve_server(dsn, stack, verbose=progress)
+        server = resolve_server(dsn, stack, verbose=progress).on_driver(driver)
         bar = _Progress(sys.stderr, handlers) if progress else None
         result = asyncio.run(_run(server, handlers, pool_size, bar))
     _report(result, server, pool_size, sys.stdout)

@@ -9,6 +9,7 @@ throw-away testcontainers MariaDB.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import sys
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pymysql
 
+from ._driver_names import driver_errors
 from ._dsn import parse_dsn
 from ._params import ConnectParams
 
@@ -70,6 +72,20 @@ class Server:
     def __str__(self) -> str:
         return f"{self.params} ({self.source})"
 
+    def on_driver(self, driver: str | None) -> Server:
+        """This server, reached through ``driver`` (None: the DSN's own).
+
+        Raises:
+            CommandError: an unknown driver name (status 2).
+        """
+        if driver is None or driver == self.params.driver:
+            return self
+        try:
+            params = self.params.replace(driver=driver)
+        except (TypeError, ValueError) as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
+        return dataclasses.replace(self, params=params)
+
 
 def describe_error(exc: BaseException, params: ConnectParams | None = None) -> str:
     """One line for a driver, pool or socket error, without the password.
@@ -79,7 +95,7 @@ def describe_error(exc: BaseException, params: ConnectParams | None = None) -> s
     terminal or a CI log, where a leak can't be taken back.
     """
     args = exc.args
-    if isinstance(exc, pymysql.MySQLError) and len(args) == 2 and isinstance(args[0], int):
+    if isinstance(exc, driver_errors()) and len(args) == 2 and isinstance(args[0], int):
         cause = exc.__cause__
         # aiomysql's 2003 says which host but keeps why (refused, no route,
         # timed out) in the socket error it chains.

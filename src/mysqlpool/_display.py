@@ -51,9 +51,11 @@ def redacted_dsn(params: ConnectParams, defaults: Mapping[str, Any]) -> str:
     path = "/" + urllib.parse.quote(params.db, safe="") if params.db else ""
     options = _options(params, defaults)
     query = "&".join(f"{name}={_quote_value(value)}" for name, value in options)
+    # The default driver's DSNs say plain mysql://, as the user most likely wrote.
+    scheme = "mysql" if params.driver == defaults["driver"] else f"mysql+{params.driver}"
     if query:
-        return f"mysql://{userinfo}{netloc}{path or '/'}?{query}"
-    return f"mysql://{userinfo}{netloc}{path}"
+        return f"{scheme}://{userinfo}{netloc}{path or '/'}?{query}"
+    return f"{scheme}://{userinfo}{netloc}{path}"
 
 
 def _options(params: ConnectParams, defaults: Mapping[str, Any]) -> list[tuple[str, str]]:

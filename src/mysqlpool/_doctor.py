@@ -49,6 +49,7 @@ from ._doctor_hosts import (
     report_hosts,
 )
 from ._driver import Driver, driver_for
+from ._driver_names import driver_errors
 from ._params import ConnectParams
 
 __all__ = ["DoctorReport", "MultiHostReport", "run_doctor"]
@@ -64,7 +65,8 @@ _CHECK_TIMEOUT = 30.0
 
 # Failures caused by the server or the network, reported in one line; any
 # other exception is a bug here and keeps its traceback.
-_OPERATIONAL_ERRORS = (pymysql.MySQLError, OSError, asyncio.TimeoutError)
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    return (*driver_errors(), OSError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class DoctorReport:
     ceiling: int
     #: How ``ceiling`` was computed, in one line.
     formula: str
+    #: The driver the doctor connected with (the pool's, for this DSN).
+    driver: str = "aiomysql"
 
     @property
     def tls(self) -> bool:
@@ -114,6 +118,7 @@ class DoctorReport:
         """The report as a JSON object; these keys are stable."""
         return {
             "server": self.server,
+            "driver": self.driver,
             "version": self.version,
             "flavour": self.flavour,
             "wait_timeout_session": self.wait_timeout_session,
@@ -149,7 +154,7 @@ async def _try_reset(driver: Driver, conn: Any) -> str | None:
     """Send COM_RESET_CONNECTION; None if the server answered OK, else its error."""
     try:
         await driver.reset_connection(conn)
-    except pymysql.MySQLError as exc:
+    except driver_errors() as exc:
         return describe_error(exc)
     return None
 
@@ -204,7 +209,7 @@ async def _ask(driver: Driver, conn: Any) -> _Facts:
 
 
 def _from_facts(
-    server: str, facts: _Facts, processes: int, ceiling: tuple[int, int, str] | None = None
+    server: Server, facts: _Facts, processes: int, ceiling: tuple[int, int, str] | None = None
 ) -> DoctorReport:
     """The report on ``facts``; ``ceiling`` (as :func:`connection_ceiling`
     returns it) when it comes from other numbers than these facts'."""
@@ -212,7 +217,8 @@ def _from_facts(
         ceiling = connection_ceiling(facts.max_connections, facts.max_user_connections, processes)
     per_process, reserve, formula = ceiling
     return DoctorReport(
-        server=server,
+        server=str(server),
+        driver=server.params.driver,
         version=facts.version,
         flavour=flavour_of(facts.version),
         wait_timeout_session=facts.wait_timeout_session,
@@ -250,17 +256,17 @@ async def _examine(server: Server, processes: int) -> DoctorReport:
     driver = driver_for(params)
     try:
         conn = await driver.connect(params, None)
-    except _OPERATIONAL_ERRORS as exc:
+    except _operational_errors() as exc:
         raise CommandError(f"{server}: {describe_error(exc, params)}", EXIT_USAGE) from None
     graceful = False
     try:
         facts = await asyncio.wait_for(_ask(driver, conn), _CHECK_TIMEOUT)
         graceful = True
-    except _OPERATIONAL_ERRORS as exc:
+    except _operational_errors() as exc:
         raise CommandError(f"{server}: {_why(exc, params, _CHECK_TIMEOUT)}", EXIT_USAGE) from None
     finally:
         driver.close(conn, graceful=graceful)
-    return _from_facts(str(server), facts, processes)
+    return _from_facts(server, facts, processes)
 
 
 def _why(exc: BaseException, params: ConnectParams, timeout: float) -> str:
@@ -316,13 +322,13 @@ async def _probe_host(
         # The driver's connect_timeout covers the TCP connect only; a
         # server that accepts but never greets must not hang the doctor.
         conn = await asyncio.wait_for(driver.connect(one, None), timeout)
-    except _OPERATIONAL_ERRORS as exc:
+    except _operational_errors() as exc:
         return HostReport(host, port, reachable=False, error=_why(exc, one, timeout)), None
     graceful = False
     try:
         try:
             found = await asyncio.wait_for(read_host_facts(driver, conn, host, port), timeout)
-        except _OPERATIONAL_ERRORS as exc:
+        except _operational_errors() as exc:
             return HostReport(host, port, reachable=True, error=_why(exc, one, timeout)), None
         if found.state is not None and not found.state.ready:
             # Anything but SHOW fails with 1047 on such a node.
@@ -330,7 +336,7 @@ async def _probe_host(
             return found, None
         try:
             facts = await asyncio.wait_for(_ask(driver, conn), _CHECK_TIMEOUT)
-        except _OPERATIONAL_ERRORS as exc:
+        except _operational_errors() as exc:
             return dataclasses.replace(found, error=_why(exc, one, _CHECK_TIMEOUT)), None
         graceful = True
         examined = dataclasses.replace(
@@ -356,7 +362,7 @@ async def _examine_hosts(server: Server, processes: int) -> MultiHostReport:
     examined, facts = first
     ceiling_host, numbers = ceiling
     return MultiHostReport(
-        report=_from_facts(str(server), facts, processes, numbers),
+        report=_from_facts(server, facts, processes, numbers),
         examined=examined.address,
         hosts=tuple(hosts),
         ceiling_host=ceiling_host.address,
@@ -376,6 +382,7 @@ def _report(report: DoctorReport, out: TextIO, multi: MultiHostReport | None = N
     line = _liner(out)
     out.write("mysqlpool doctor\n")
     line("server", report.server)
+    line("driver", report.driver)
     if multi is not None:
         line(
             "examined",
@@ -414,7 +421,13 @@ def _report(report: DoctorReport, out: TextIO, multi: MultiHostReport | None = N
         )
 
 
-def run_doctor(dsn: str | None = None, *, processes: int = 1, as_json: bool = False) -> int:
+def run_doctor(
+    dsn: str | None = None,
+    *,
+    processes: int = 1,
+    as_json: bool = False,
+    driver: str | None = None,
+) -> int:
     """Examine the server and print the report on stdout; return the exit status.
 
     With several hosts in the DSN, every host is examined at once: the
@@ -431,6 +444,7 @@ def run_doctor(dsn: str | None = None, *, processes: int = 1, as_json: bool = Fa
             server; the per-process ceiling divides by it.
         as_json: print one JSON object (:meth:`DoctorReport.to_json`, or
             :meth:`MultiHostReport.to_json`) instead of aligned text.
+        driver: ``"aiomysql"`` or ``"asyncmy"``; None: the DSN's scheme says.
 
     Returns:
         0: the server answered every question; with several hosts, at least
@@ -443,7 +457,7 @@ def run_doctor(dsn: str | None = None, *, processes: int = 1, as_json: bool = Fa
             nothing printed on stdout).
     """
     with contextlib.ExitStack() as stack:
-        server = resolve_server(dsn, stack, verbose=sys.stderr.isatty())
+        server = resolve_server(dsn, stack, verbose=sys.stderr.isatty()).on_driver(driver)
         if len(server.params.hosts) > 1:
             multi = asyncio.run(_examine_hosts(server, processes))
             report = multi.report

@@ -23,11 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import pymysql
-
 from ._aging import auto_recycle
 from ._discovery import describe_error
 from ._driver import Driver
+from ._driver_names import driver_errors
 from ._hosts import TARGETS, HostSet
 from ._params import ConnectParams
 from ._server_state import ServerState, read_server_state
@@ -279,11 +278,11 @@ async def _replication(conn: Any) -> ReplicationFacts:
     try:
         try:
             channels = await _table(conn, "SHOW REPLICA STATUS")
-        except pymysql.MySQLError as exc:
+        except driver_errors() as exc:
             if not (exc.args and exc.args[0] == _ER_PARSE_ERROR):
                 raise
             channels = await _table(conn, "SHOW SLAVE STATUS")
-    except pymysql.MySQLError as exc:
+    except driver_errors() as exc:
         return ReplicationFacts("unknown", error=describe_error(exc))
     if not channels:
         return ReplicationFacts("not configured")

@@ -2,9 +2,9 @@
 
 A pool never touches a driver's connection itself: it asks its
 :class:`Driver`, chosen once when the pool is made. Each driver has one
-implementation of this protocol (``_driver_aiomysql`` for aiomysql), which
-is the only module that may read that driver's private attributes, so a
-driver upgrade has one module to check.
+implementation of this protocol (``_driver_aiomysql`` for aiomysql,
+``_driver_asyncmy`` for asyncmy), which is the only module that may read
+that driver's private attributes, so a driver upgrade has one module to check.
 
 What a driver must answer without a round trip (``probe`` of an idle
 connection at checkout and of every connection at its return,
@@ -21,6 +21,7 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from ._driver_names import import_driver_package
 from ._params import ConnectParams
 
 __all__ = [
@@ -66,6 +67,8 @@ class Driver(Protocol):
     #: The base class of the errors the driver raises for server and
     #: connection failures (PyMySQL's ``MySQLError`` for aiomysql).
     Error: type[Exception]
+    #: The driver's ``OperationalError`` (the server or the network failed).
+    OperationalError: type[Exception]
 
     async def connect(self, params: ConnectParams, init: InitCallback | None) -> Any:
         """Open and log in one connection, then run ``init`` on it.
@@ -138,12 +141,22 @@ class Driver(Protocol):
 #: Each driver's implementation of the seam, by name: a module exposing
 #: ``DRIVER``, imported the first time a pool asks for it (so a driver that
 #: isn't used is never imported).
-IMPLEMENTATIONS = {"aiomysql": "mysqlpool._driver_aiomysql"}
+IMPLEMENTATIONS = {
+    "aiomysql": "mysqlpool._driver_aiomysql",
+    "asyncmy": "mysqlpool._driver_asyncmy",
+}
 
 
 def driver_for(params: ConnectParams) -> Driver:
-    """The driver that opens connections for ``params`` (aiomysql, for now)."""
-    module = importlib.import_module(IMPLEMENTATIONS["aiomysql"])
+    """The driver that opens connections for ``params`` (``params.driver``).
+
+    Raises:
+        DriverNotInstalled: that driver is not installed (the message says
+            what to install).
+    """
+    name = params.driver
+    import_driver_package(name)  # a missing driver: one line saying what to install
+    module = importlib.import_module(IMPLEMENTATIONS[name])
     driver: Driver = module.DRIVER
     return driver
 

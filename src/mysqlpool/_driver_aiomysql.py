@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from typing import Any
 
 import aiomysql
@@ -19,39 +18,27 @@ from aiomysql.connection import DEFAULT_CHARSET
 from pymysql.charset import charset_by_name
 
 from ._deadline import within
-from ._driver import CLEAN, CLOSED, DEAD, NEEDS_ROLLBACK, UNREAD_RESULT, InitCallback
+from ._driver import CLEAN, CLOSED, DEAD, UNREAD_RESULT, InitCallback
 from ._params import ConnectParams
+from ._wire import (
+    AUTOCOMMIT_IDLE,
+    CLEARTEXT_REFUSED,
+    COM_RESET_CONNECTION,
+    CONNECTION_LOSS_CODES,
+    CR_AUTH_PLUGIN_ERROR,
+    CR_SSL_CONNECTION_ERROR,
+    PLAINTEXT_REFUSED,
+    QUIT_PACKET,
+    TRANSACTION_STATUS,
+    is_loss,
+    state_of_status,
+)
 
 __all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "DRIVER", "AiomysqlDriver", "PooledConnection"]
 
 logger = logging.getLogger("mysqlpool")
 
-# Error codes after which the socket can't be trusted: the server is gone
-# (2006, 2013, 2055), it closed the session (4031 idle timeout, 1927
-# connection killed, 1053 shutdown), or client and server disagree on where
-# the protocol is (2014 commands out of sync, 2045 a stray packet).
-CONNECTION_LOSS_CODES = frozenset({1053, 1927, 2006, 2013, 2014, 2045, 2055, 4031})
-
-# PyMySQL raises these with a message instead of a numeric code.
-_LOSS_MESSAGES = ("Not connected", "Packet sequence number wrong", "Cancelled during execution")
-
-_CR_SSL_CONNECTION_ERROR = 2026  # the client error code for a failed TLS set-up
-_CR_AUTH_PLUGIN_ERROR = 2059  # the client error code for an authentication plugin refused
-_CLEARTEXT_REFUSED = (
-    "the server asked for the password in clear (mysql_clear_password) on a "
-    "connection without TLS: refused; configure TLS (ssl_ca=...) for this account"
-)
 _CLIENT_SSL = 0x800  # capability flag: the server can switch to TLS
-_COM_QUIT = 0x01
-_COM_RESET_CONNECTION = 0x1F
-# A whole COM_QUIT packet: 3-byte length 1, sequence 0, the command byte.
-_QUIT_PACKET = struct.pack("<I", 1) + bytes([_COM_QUIT])
-
-_SERVER_STATUS_IN_TRANS = 0x0001
-_SERVER_STATUS_AUTOCOMMIT = 0x0002
-_SERVER_STATUS_IN_TRANS_READONLY = 0x2000
-_IN_TRANSACTION = _SERVER_STATUS_IN_TRANS | _SERVER_STATUS_IN_TRANS_READONLY
-_TRANSACTION_STATUS = _IN_TRANSACTION | _SERVER_STATUS_AUTOCOMMIT
 
 
 class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
@@ -70,12 +57,12 @@ class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
         announced = self._client_auth_plugin or self._server_auth_plugin
         will_encrypt = self._ssl_context is not None and self.server_capabilities & _CLIENT_SSL
         if announced == "mysql_clear_password" and not will_encrypt and not self._unix_socket:
-            raise pymysql.err.OperationalError(_CR_AUTH_PLUGIN_ERROR, _CLEARTEXT_REFUSED)
+            raise pymysql.err.OperationalError(CR_AUTH_PLUGIN_ERROR, CLEARTEXT_REFUSED)
         await super()._request_authentication()
 
     async def _process_auth(self, plugin_name: bytes, auth_packet: Any) -> Any:
         if plugin_name == b"mysql_clear_password" and self._clear_password_refused():
-            raise pymysql.err.OperationalError(_CR_AUTH_PLUGIN_ERROR, _CLEARTEXT_REFUSED)
+            raise pymysql.err.OperationalError(CR_AUTH_PLUGIN_ERROR, CLEARTEXT_REFUSED)
         return await super()._process_auth(plugin_name, auth_packet)
 
 
@@ -86,6 +73,7 @@ class AiomysqlDriver:
 
     name = "aiomysql"
     Error: type[Exception] = pymysql.err.MySQLError
+    OperationalError: type[Exception] = pymysql.err.OperationalError
 
     async def connect(self, params: ConnectParams, init: InitCallback | None) -> Any:
         # aiomysql itself only cleans up after ``Exception``, so a cancelled
@@ -96,11 +84,7 @@ class AiomysqlDriver:
             if params.ssl is not None and conn._writer.get_extra_info("ssl_object") is None:
                 # aiomysql quietly goes on in plaintext when the server offers
                 # no TLS; a caller who configured TLS must not send data in clear.
-                raise pymysql.err.OperationalError(
-                    _CR_SSL_CONNECTION_ERROR,
-                    "TLS was configured but the server did not negotiate it; "
-                    "refusing a plaintext connection",
-                )
+                raise pymysql.err.OperationalError(CR_SSL_CONNECTION_ERROR, PLAINTEXT_REFUSED)
             if init is not None:
                 await init(conn)
         except BaseException:
@@ -130,12 +114,9 @@ class AiomysqlDriver:
         if result is not None and result.unbuffered_active:
             return UNREAD_RESULT
         status = conn.server_status or 0
-        if status & _TRANSACTION_STATUS == _SERVER_STATUS_AUTOCOMMIT:
+        if status & TRANSACTION_STATUS == AUTOCOMMIT_IDLE:
             return CLEAN  # autocommit on, no transaction open
-        if status & _IN_TRANSACTION or result is not marker:
-            # Autocommit off: a plain SELECT opened a snapshot, unflagged.
-            return NEEDS_ROLLBACK
-        return CLEAN
+        return state_of_status(status, result is not marker)
 
     def cancelled_mid_reply(self, conn: Any) -> bool:
         return conn._writer is None and conn._close_reason == "Cancelled during execution"
@@ -144,13 +125,7 @@ class AiomysqlDriver:
         return int(conn.thread_id())
 
     def is_connection_lost(self, exc: BaseException | None) -> bool:
-        if not isinstance(exc, pymysql.err.Error) or not exc.args:
-            return False
-        code = exc.args[0]
-        if isinstance(code, int):
-            return code in CONNECTION_LOSS_CODES
-        text = str(code)
-        return any(message in text for message in _LOSS_MESSAGES)
+        return isinstance(exc, pymysql.err.Error) and is_loss(exc.args)
 
     def error_code(self, exc: BaseException | None) -> int | None:
         if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
@@ -164,7 +139,7 @@ class AiomysqlDriver:
         await conn.rollback()
 
     async def reset_connection(self, conn: Any) -> None:
-        await conn._execute_command(_COM_RESET_CONNECTION, b"")
+        await conn._execute_command(COM_RESET_CONNECTION, b"")
         await conn._read_ok_packet()
 
     async def reset_session(
@@ -219,7 +194,7 @@ class AiomysqlDriver:
         # not read it anyway.
         writer = conn._writer
         if writer is not None and graceful and not writer.transport.is_closing():
-            writer.write(_QUIT_PACKET)
+            writer.write(QUIT_PACKET)
         conn.close()
 
     def __repr__(self) -> str:

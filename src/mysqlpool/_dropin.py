@@ -54,12 +54,24 @@ Differences from plain aiomysql (see README):
   before that loop ends.
 * ``aiomysql.create_pool`` is left alone (aiomysql's pool already pools), as
   is a ``connect`` someone imported by name before ``enable()``.
+
+asyncmy
+-------
+When asyncmy is installed, ``asyncmy.connect`` (and
+``asyncmy.connection.connect``) is patched the same way, onto pools running
+on the asyncmy driver; its keywords (``database``, ``cursor_cls``...) are
+asyncmy's. asyncmy's own closes can't be told from the caller's (its code is
+compiled: no Python frame says who called), so a connection asyncmy gave up
+on is recognised by its state instead (``conn.connected`` turned false) when
+the return runs, and is closed for real then. ``asyncmy.create_pool`` is left
+alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import inspect
 import logging
 import sys
@@ -72,7 +84,7 @@ import aiomysql.connection
 import aiomysql.utils
 
 from . import _driver_aiomysql
-from ._extras import aiomysql_keyword_defaults
+from ._extras import aiomysql_keyword_defaults, keyword_defaults
 from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool
@@ -107,6 +119,9 @@ class _DropIn:
         self.manager = manager
         self.originals: dict[tuple[ModuleType, str], Any] = {}
         self.patched: Any = None
+        # What each target holds while enabled, where it isn't ``patched``
+        # (asyncmy's connect is patched by a function of its own).
+        self.replacements: dict[tuple[ModuleType, str], Any] = {}
         self.active = True
         self.loop: asyncio.AbstractEventLoop | None = None
         # Return tasks started by conn.close(): referenced until done.
@@ -184,6 +199,8 @@ class _Lease:
     async def _release(self, exc: BaseException | None) -> None:
         self._uninstall()
         self.finished = True
+        if _asyncmy_gave_up(self.conn):
+            self.conn.close()  # for real: asyncmy's own close reached the override
         await self.pool.release(self.conn, error=exc)
 
 
@@ -192,13 +209,19 @@ def _lease_of(conn: Any) -> _Lease | None:
     return lease if isinstance(lease, _Lease) else None
 
 
-class _PooledConnect(aiomysql.utils._ConnectionContextManager):  # type: ignore[misc]
-    """What the patched ``connect()`` returns: awaitable, and an async
-    context manager whose exit gives the connection back (with the
-    exception, so a lost connection is discarded)."""
+# The mixin's base for the type checker: whatever driver context manager
+# follows it in a subclass's MRO.
+_DriverContext: Any = object
 
-    __slots__ = ("_lease",)
+
+class _GivesBack(_DriverContext):  # type: ignore[misc]
+    """What the patched ``connect()`` returns, mixed into the driver's own
+    connect context manager: awaitable, and an async context manager whose
+    exit gives the connection back (with the exception, so a lost
+    connection is discarded)."""
+
     _obj: Any
+    _lease: _Lease | None
 
     def __init__(self, coro: Any) -> None:
         super().__init__(coro)
@@ -228,10 +251,20 @@ class _PooledConnect(aiomysql.utils._ConnectionContextManager):  # type: ignore[
                 await conn.ensure_closed()
 
 
-async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> Any:
+class _PooledConnect(_GivesBack, aiomysql.utils._ConnectionContextManager):  # type: ignore[misc]
+    """``aiomysql.connect(...)``, patched: see :class:`_GivesBack`."""
+
+    __slots__ = ("_lease",)
+
+
+async def _check_out(
+    state: _DropIn, original: Any, kwargs: dict[str, Any], driver: str = "aiomysql"
+) -> Any:
     if not state.active:
         # disable() ran between the call and the await: behave as it says.
         return await original(**kwargs)
+    if driver == "asyncmy":
+        kwargs = _asyncmy_keywords(kwargs)
     kwargs.pop("loop", None)  # connections are made on the running loop
     kwargs.setdefault("autocommit", False)  # aiomysql's default, not ConnectParams'
     host = kwargs.get("host")
@@ -257,17 +290,19 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
     return conn
 
 
-def _make_connect(state: _DropIn, original: Any) -> Any:
+def _make_connect(
+    state: _DropIn, original: Any, driver: str = "aiomysql", context: Any = _PooledConnect
+) -> Any:
     signature = inspect.signature(original)
 
     @functools.wraps(original)
-    def connect(*args: Any, **kwargs: Any) -> _PooledConnect:
-        # Wrong keywords fail here, at the call, as with aiomysql.
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        # Wrong keywords fail here, at the call, as with the driver.
         arguments = signature.bind(*args, **kwargs).arguments
-        return _PooledConnect(_check_out(state, original, dict(arguments)))
+        return context(_check_out(state, original, dict(arguments), driver))
 
     connect.__doc__ = (
-        "aiomysql.connect, patched by mysqlpool.enable(): checks a connection out "
+        f"{driver}.connect, patched by mysqlpool.enable(): checks a connection out "
         "of a pool; its close() gives it back.\n\n" + (original.__doc__ or "")
     )
     return connect
@@ -276,7 +311,8 @@ def _make_connect(state: _DropIn, original: Any) -> Any:
 def enable(
     pool_size: int = 5, recycle: float | Literal["auto"] | None = "auto", **pool_options: Any
 ) -> PoolManager:
-    """Make ``aiomysql.connect`` check connections out of pools.
+    """Make ``aiomysql.connect`` (and ``asyncmy.connect``, when asyncmy is
+    installed) check connections out of pools.
 
     From now on ``await aiomysql.connect(**kw)`` and ``async with
     aiomysql.connect(**kw) as conn`` take a connection from the pool for
@@ -319,6 +355,7 @@ def enable(
         state.originals[(module, name)] = getattr(module, name)
     for module, name in _TARGETS:
         setattr(module, name, state.patched)
+    _patch_asyncmy(state)
     _state = state
     return state.manager
 
@@ -350,7 +387,7 @@ def disable() -> _Disabled:
         return _Disabled(None)
     state.active = False
     for (module, name), original in state.originals.items():
-        if getattr(module, name, None) is state.patched:
+        if getattr(module, name, None) is state.replacements.get((module, name), state.patched):
             setattr(module, name, original)
         else:
             logger.warning(
@@ -383,3 +420,51 @@ class _Disabled:
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.wait().__await__()
+
+
+# ------------------------------------------------------------------ asyncmy
+
+
+def _patch_asyncmy(state: _DropIn) -> None:
+    """Patch ``asyncmy.connect`` onto asyncmy pools, if asyncmy is installed."""
+    if importlib.util.find_spec("asyncmy") is None:
+        return
+    import asyncmy
+    import asyncmy.connection
+    import asyncmy.contexts
+
+    class _AsyncmyPooledConnect(
+        _GivesBack,
+        asyncmy.contexts._ConnectionContextManager,  # type: ignore[type-arg]
+    ):
+        """``asyncmy.connect(...)``, patched: see :class:`_GivesBack`."""
+
+        __slots__ = ("_lease",)
+
+    keyword_defaults("asyncmy")  # read the real signature, before patching
+    original = asyncmy.connection.connect
+    patched = _make_connect(state, original, "asyncmy", _AsyncmyPooledConnect)
+    for target in ((asyncmy, "connect"), (asyncmy.connection, "connect")):
+        module, name = target
+        state.originals[target] = getattr(module, name)
+        state.replacements[target] = patched
+        setattr(module, name, patched)
+
+
+def _asyncmy_keywords(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``asyncmy.connect``'s keywords as ConnectParams takes them."""
+    kwargs = dict(kwargs)
+    database = kwargs.pop("database", None)
+    if database is not None:
+        kwargs["db"] = database  # asyncmy's ``db`` is its deprecated spelling
+    if kwargs.get("port") == 0:
+        del kwargs["port"]  # asyncmy's "the default port"
+    kwargs.setdefault("connect_timeout", 10)  # asyncmy's default, not ConnectParams'
+    kwargs["driver"] = "asyncmy"
+    return kwargs
+
+
+def _asyncmy_gave_up(conn: Any) -> bool:
+    """asyncmy closed ``conn`` itself (lost, cancelled mid-reply): its own
+    ``close()`` reached the override, so the socket may still be open."""
+    return type(conn).__module__ == "asyncmy.connection" and not conn.connected

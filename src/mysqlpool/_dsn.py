@@ -24,7 +24,16 @@ from ._redaction import secret_candidates, show
 # was the import path before it had a module of its own.
 __all__ = ["ConnectParams", "parse_dsn", "resolve_params"]
 
-_SCHEMES = frozenset({"mysql", "mariadb", "mysql+aiomysql"})
+# Scheme -> the driver it asks for; a plain scheme means the default driver.
+_SCHEMES = {
+    "mysql": "aiomysql",
+    "mariadb": "aiomysql",
+    "mysql+aiomysql": "aiomysql",
+    "mariadb+aiomysql": "aiomysql",
+    "mysql+asyncmy": "asyncmy",
+    "mariadb+asyncmy": "asyncmy",
+}
+_EXPECTED_SCHEMES = "expected mysql://, mariadb://, mysql+aiomysql:// or mysql+asyncmy://"
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -74,7 +83,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
 def parse_dsn(dsn: str) -> ConnectParams:
     """Parse ``mysql://user:password@host:port/db?option=value&...``.
 
-    Schemes: ``mysql``, ``mariadb``, ``mysql+aiomysql``.  User, password
+    Schemes: ``mysql``, ``mariadb``, ``mysql+aiomysql`` (the aiomysql
+    driver); ``mysql+asyncmy``, ``mariadb+asyncmy`` (asyncmy).  User, password
     and database are percent-decoded; an IPv6 host goes in brackets; the port
     defaults to 3306; an empty host is allowed only with ``unix_socket``.
     Options (``+`` in a value means a space): ``charset``, ``init_command``,
@@ -97,12 +107,10 @@ def parse_dsn(dsn: str) -> ConnectParams:
 
     scheme, sep, rest = dsn.partition("://")
     if not sep:
-        invalid_dsn("missing scheme; expected mysql://, mariadb:// or mysql+aiomysql://")
-    if scheme.lower() not in _SCHEMES:
-        invalid_dsn(
-            f"unsupported scheme {show(scheme, secrets)}; "
-            "expected mysql://, mariadb:// or mysql+aiomysql://"
-        )
+        invalid_dsn(f"missing scheme; {_EXPECTED_SCHEMES}")
+    driver = _SCHEMES.get(scheme.lower())
+    if driver is None:
+        invalid_dsn(f"unsupported scheme {show(scheme, secrets)}; {_EXPECTED_SCHEMES}")
 
     end = len(rest)
     for char in "/?#":
@@ -145,7 +153,7 @@ def parse_dsn(dsn: str) -> ConnectParams:
             ) from None
         raise
 
-    kwargs: dict[str, Any] = {"user": user, "password": password}
+    kwargs: dict[str, Any] = {"user": user, "password": password, "driver": driver}
     if port is not None:
         kwargs["port"] = port
 

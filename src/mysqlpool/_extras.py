@@ -1,4 +1,5 @@
-"""The other ``aiomysql.connect`` keywords (``conv``, ``cursorclass``, ``echo``,
+"""The other keywords of the driver's ``connect`` (aiomysql's ``conv``,
+``cursorclass``, ``echo``, ...; asyncmy's ``cursor_cls``, ``stmt_cache_size``,
 ...), which ConnectParams passes through as ``extra``: which there are, their
 defaults, and how their values are kept so that a pool key cannot change
 under them.
@@ -8,13 +9,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-import aiomysql
+from ._driver_names import DEFAULT_DRIVER, import_driver_package
 
-__all__ = ["EXPLICIT", "aiomysql_keyword_defaults", "copy_value", "freeze", "keep_extras"]
+__all__ = [
+    "EXPLICIT",
+    "aiomysql_keyword_defaults",
+    "copy_value",
+    "freeze",
+    "keep_extras",
+    "keyword_defaults",
+]
 
 #: Keywords ConnectParams handles itself; everything else aiomysql.connect
 #: accepts (conv, cursorclass, echo, use_unicode, ...) goes to ``extra``.
@@ -41,35 +49,60 @@ EXPLICIT = (
 )
 
 
-@lru_cache(maxsize=1)
-def aiomysql_keyword_defaults() -> Mapping[str, Any]:
-    """aiomysql.connect keywords ConnectParams passes through, with defaults."""
-    params = inspect.signature(aiomysql.connect).parameters
+# Keywords of a driver's connect that a pool can't pass through: asyncmy's
+# ``database`` is ConnectParams' ``db``; one ``sock`` can't make a pool's
+# many connections.
+_NOT_PASSED = frozenset({"loop", "database", "sock"})
+
+
+@cache
+def keyword_defaults(driver: str = DEFAULT_DRIVER) -> Mapping[str, Any]:
+    """The keywords of ``driver``'s ``connect`` that ConnectParams passes
+    through, with their defaults.
+
+    Raises:
+        DriverNotInstalled: the driver is not installed.
+    """
+    module = import_driver_package(driver)
+    params = inspect.signature(module.connect).parameters
     return MappingProxyType(
         {
             name: p.default
             for name, p in params.items()
-            if name not in EXPLICIT and name != "loop" and p.kind is p.POSITIONAL_OR_KEYWORD
+            if name not in EXPLICIT
+            and name not in _NOT_PASSED
+            and p.kind is p.POSITIONAL_OR_KEYWORD
         }
     )
 
 
-def keep_extras(extra: Mapping[str, Any]) -> dict[str, Any]:
+def aiomysql_keyword_defaults() -> Mapping[str, Any]:
+    """aiomysql.connect keywords ConnectParams passes through, with defaults."""
+    return keyword_defaults("aiomysql")
+
+
+def keep_extras(extra: Mapping[str, Any], driver: str = DEFAULT_DRIVER) -> dict[str, Any]:
     """The extra keywords to keep: checked, copied, and without those equal
-    to aiomysql's default.
+    to the driver's default.
 
     Raises:
-        TypeError: ``loop``, or a keyword ``aiomysql.connect`` does not take.
+        TypeError: ``loop``, or a keyword the driver's ``connect`` does not take.
+        DriverNotInstalled: extras were given for a driver that is not installed.
     """
-    allowed = aiomysql_keyword_defaults()
+    if not extra:
+        return {}  # nothing to check: a driver not installed is not imported yet
+    allowed = keyword_defaults(driver)
     for name in extra:
         if name == "loop":
             raise TypeError(
                 "ConnectParams(): 'loop' is not accepted; connections use the running loop"
             )
         if name not in allowed:
-            raise TypeError(f"ConnectParams() got an unexpected keyword argument {name!r}")
-    # Extras equal to aiomysql's default are dropped so that, e.g.,
+            raise TypeError(
+                f"ConnectParams() got an unexpected keyword argument {name!r} "
+                f"(not one {driver}.connect takes)"
+            )
+    # Extras equal to the driver's default are dropped so that, e.g.,
     # echo=False and no echo at all share one key.
     return {
         name: copy_value(value)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from ._display import redacted_dsn
+from ._driver_names import DEFAULT_DRIVER, check_driver_name
 from ._extras import EXPLICIT, copy_value, freeze, keep_extras
 from ._hostport import check_hosts
 from ._redaction import password_digest
@@ -51,9 +52,13 @@ class ConnectParams:
     any of them turns TLS on.  ``ssl_verify=False`` turns off certificate and
     host name checks.
 
-    Any other keyword ``aiomysql.connect`` accepts (``conv``, ``cursorclass``,
-    ``echo``, ``use_unicode``, ...) is kept in :attr:`extra`.  ``loop`` is not
-    accepted: connections are made on the running loop.
+    ``driver`` says which driver opens the connections: ``"aiomysql"`` (the
+    default) or ``"asyncmy"`` (``pip install 'mysqlpool[asyncmy]'``).
+
+    Any other keyword the driver's ``connect`` accepts (aiomysql's ``conv``,
+    ``cursorclass``, ``echo``, ``use_unicode``, ...; asyncmy's ``cursor_cls``,
+    ``stmt_cache_size``, ``read_timeout``, ...) is kept in :attr:`extra`.
+    ``loop`` is not accepted: connections are made on the running loop.
 
     Equal parameters compare equal and hash alike (by :attr:`key`).
 
@@ -74,6 +79,7 @@ class ConnectParams:
         "client_flag",
         "connect_timeout",
         "db",
+        "driver",
         "host",
         "init_command",
         "local_infile",
@@ -94,6 +100,7 @@ class ConnectParams:
     user: str | None
     password: str | bytes
     db: str | None
+    driver: str
     unix_socket: str | None
     charset: str
     sql_mode: str | None
@@ -140,8 +147,15 @@ class ConnectParams:
         read_default_file: str | None = None,
         read_default_group: str | None = None,
         hosts: Iterable[tuple[str, int] | str] | None = None,
+        driver: str = DEFAULT_DRIVER,
         **extra: Any,
     ) -> None:
+        check_driver_name(driver, "ConnectParams()")
+        if driver == "asyncmy" and auth_plugin:
+            raise ValueError(
+                "ConnectParams(): auth_plugin is not supported by the asyncmy driver "
+                "(it follows the server's choice of plugin)"
+            )
         if hosts is not None:
             host_list = check_hosts(hosts)
             host, port = host_list[0]
@@ -195,7 +209,7 @@ class ConnectParams:
                     f"ConnectParams(): connect_timeout must be a positive number, got {timeout}"
                 )
 
-        kept = keep_extras(extra)
+        kept = keep_extras(extra, driver)
 
         secrets = [password] if isinstance(password, str) else []
         context, settings = resolve_tls(ssl, ssl_ca, ssl_cert, ssl_key, ssl_verify, secrets)
@@ -206,6 +220,7 @@ class ConnectParams:
         setattr_(self, "user", user)
         setattr_(self, "password", password)
         setattr_(self, "db", db)
+        setattr_(self, "driver", driver)
         setattr_(self, "unix_socket", unix_socket)
         setattr_(self, "charset", charset)
         setattr_(self, "sql_mode", sql_mode)
@@ -233,6 +248,7 @@ class ConnectParams:
             ("settings", *self._ssl_settings) if self._ssl_settings is not None else self.ssl
         )
         return (
+            ("driver", self.driver),
             ("hosts", self._hosts),  # in order: it is the failover order
             ("unix_socket", self.unix_socket),
             ("user", self.user),
@@ -286,7 +302,7 @@ class ConnectParams:
 
     @property
     def extra(self) -> Mapping[str, Any]:
-        """Other ``aiomysql.connect`` keywords given (read-only view)."""
+        """Other keywords of the driver's ``connect`` given (read-only view)."""
         return MappingProxyType(self._extra)
 
     @property
@@ -311,7 +327,8 @@ class ConnectParams:
         return self._ssl_settings[3] if self._ssl_settings else None
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """Keywords for ``aiomysql.connect(**kw)`` (no ``loop``); a fresh dict."""
+        """Keywords for the driver's ``connect(**kw)`` as aiomysql names them
+        (no ``loop``, no ``driver``); a fresh dict."""
         kwargs: dict[str, Any] = {name: getattr(self, name) for name in EXPLICIT}
         kwargs.update((name, copy_value(value)) for name, value in self._extra.items())
         return kwargs
@@ -338,6 +355,8 @@ class ConnectParams:
 
     def _init_kwargs(self) -> dict[str, Any]:
         kwargs = self.connect_kwargs()
+        if self.driver != DEFAULT_DRIVER:
+            kwargs["driver"] = self.driver
         if len(self._hosts) > 1:
             kwargs["hosts"] = list(self._hosts)
         if self._ssl_settings is not None:

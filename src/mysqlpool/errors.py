@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pymysql
 
-__all__ = ["NoServerAvailable", "PoolClosed", "PoolError", "PoolTimeout"]
+__all__ = [
+    "DriverNotInstalled",
+    "NoServerAvailable",
+    "PoolClosed",
+    "PoolError",
+    "PoolTimeout",
+    "no_server_available_for",
+]
 
 
 class PoolError(Exception):
@@ -40,9 +47,10 @@ class NoServerAvailable(PoolError, pymysql.err.OperationalError):
 
     Raised when every host failed to connect, or answered in the wrong role
     for the pool's ``target``, or is a Galera node that is not Synced; the
-    message names each host and why. Also a PyMySQL ``OperationalError``
-    with the driver's "can't connect" code 2003 in ``args[0]``, so code that
-    handles a server that is down keeps working with several hosts.
+    message names each host and why. Also the driver's ``OperationalError``
+    (PyMySQL's; asyncmy's too for a pool on asyncmy) with the "can't
+    connect" code 2003 in ``args[0]``, so code that handles a server that is
+    down keeps working with several hosts.
     """
 
     __module__ = "mysqlpool"
@@ -55,3 +63,45 @@ class NoServerAvailable(PoolError, pymysql.err.OperationalError):
 
     def __str__(self) -> str:
         return str(self.args[1])
+
+
+# One subclass per driver: made once, so equal errors have equal types.
+_NO_SERVER_BY_DRIVER_ERROR: dict[type[Exception], type[NoServerAvailable]] = {}
+
+
+def no_server_available_for(operational_error: type[Exception]) -> type[NoServerAvailable]:
+    """The :class:`NoServerAvailable` a pool on a driver raises: also that
+    driver's ``OperationalError`` (asyncmy's for a pool on asyncmy), so the
+    handler the driver's users already have catches it."""
+    if issubclass(NoServerAvailable, operational_error):
+        return NoServerAvailable
+    made = _NO_SERVER_BY_DRIVER_ERROR.get(operational_error)
+    if made is None:
+        made = type(
+            "NoServerAvailable",
+            (NoServerAvailable, operational_error),
+            {"__module__": "mysqlpool", "__doc__": NoServerAvailable.__doc__},
+        )
+        _NO_SERVER_BY_DRIVER_ERROR[operational_error] = made
+    return made
+
+
+class DriverNotInstalled(PoolError, ImportError):
+    """The driver a pool was asked to use (``driver="asyncmy"``, a
+    ``mysql+asyncmy://`` DSN) is not installed, or too old; the message says
+    what to install.
+
+    Raised when the pool (or its :class:`ConnectParams`, when given the
+    driver's own keywords) is made, never later at a connection attempt.
+    """
+
+    __module__ = "mysqlpool"
+
+    def __init__(self, driver: str, install: str, too_old: str | None = None) -> None:
+        if too_old is None:
+            message = f"the {driver} driver is not installed: {install}"
+        else:
+            message = f"the {driver} driver installed ({too_old}) is too old: {install}"
+        super().__init__(message)
+        self.driver = driver
+        self.install = install

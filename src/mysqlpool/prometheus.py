@@ -10,8 +10,9 @@
 every pool it tracks when Prometheus scrapes, and at no other time. It starts
 no task and adds nothing to ``acquire()`` or ``release()``.
 
-Every series has the label ``pool``: the pool's :attr:`Pool.name`, which by
-default is its DSN with the password redacted. The names below use the
+Every series has the labels ``pool``: the pool's :attr:`Pool.name`, which by
+default is its DSN with the password redacted, and ``driver``: the driver its
+connections run on (``aiomysql`` or ``asyncmy``). The names below use the
 default namespace ``mysqlpool``.
 
 Gauges
@@ -24,7 +25,7 @@ Counters
     ``mysqlpool_connections_recycled_total``, ``mysqlpool_connections_discarded_total``,
     ``mysqlpool_acquires_total``, ``mysqlpool_acquire_timeouts_total``,
     ``mysqlpool_acquire_wait_seconds_total``.
-Per server (labels ``pool`` and ``host``, as ``"host:port"``)
+Per server (labels ``pool``, ``driver`` and ``host``, as ``"host:port"``)
     ``mysqlpool_host_up`` (1 up, 0 down), ``mysqlpool_host_connections_open``,
     ``mysqlpool_host_connections_in_use``, ``mysqlpool_host_failures_total``.
 
@@ -332,17 +333,18 @@ class PoolCollector(Collector):
                 count += 1
                 label = f"{stats.name} #{count}"
             labels.add(label)
+            driver = pool.params.driver
             pool_families = families[: len(_METRICS)]
             for family, (_, _, _, value_of) in zip(pool_families, _METRICS, strict=True):
                 value = value_of(stats)
                 if value is not None:
-                    family.add_metric([label], value)
+                    family.add_metric([label, driver], value)
             host_families = families[len(_METRICS) :]
             for address, host in stats.hosts.items():
                 for family, (_, _, _, host_value) in zip(
                     host_families, _HOST_METRICS, strict=True
                 ):
-                    family.add_metric([label, address], host_value(host))
+                    family.add_metric([label, driver, address], host_value(host))
         yield from families
 
     def _families(self) -> list[_Family]:
@@ -350,12 +352,12 @@ class PoolCollector(Collector):
             kind(
                 self._prefix + name,
                 help_text,
-                labels=["pool"],
+                labels=["pool", "driver"],
                 unit="seconds" if name.endswith("_seconds_total") else "",
             )
             for name, kind, help_text, _ in _METRICS
         ] + [
-            kind(self._prefix + name, help_text, labels=["pool", "host"])
+            kind(self._prefix + name, help_text, labels=["pool", "driver", "host"])
             for name, kind, help_text, _ in _HOST_METRICS
         ]
 

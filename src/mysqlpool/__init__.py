@@ -7,7 +7,7 @@ from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool, create_pool
 from ._stats import HostStats, PoolStats
-from .errors import NoServerAvailable, PoolClosed, PoolError, PoolTimeout
+from .errors import NoServerAvailable, PoolClosed, PoolError, PoolOverloaded, PoolTimeout
 
 __all__ = [
     "ConnectParams",
@@ -18,6 +18,7 @@ __all__ = [
     "PoolError",
     "PoolManager",
     "PoolOptions",
+    "PoolOverloaded",
     "PoolStats",
     "PoolTimeout",
     "create_pool",

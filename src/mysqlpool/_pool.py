@@ -99,7 +99,7 @@ class Pool:
             :class:`ConnectParams`, or None to build one from ``connect_kwargs``.
         pool_size, max_overflow, timeout, recycle, max_lifetime, pre_ping,
             reset_on_return, min_size, reaper_interval, leak_timeout, lifo,
-            name, kill_query_on_cancel, load_balance, target: the pool's
+            name, kill_query_on_cancel, load_balance, target, max_waiting: the pool's
             options, described in :class:`PoolOptions` (``pool.options``).
             Each may also be given in the DSN's query string
             (``?pool_size=10&recycle=auto``); one given both ways must agree.
@@ -157,6 +157,7 @@ class Pool:
         on_discard: DiscardHook | None = None,
         load_balance: LoadBalance = "failover",
         target: Target = "any",
+        max_waiting: int | None = None,
         clock: Clock | None = None,
         **connect_kwargs: Any,
     ) -> None:
@@ -176,6 +177,7 @@ class Pool:
             "kill_query_on_cancel": kill_query_on_cancel,
             "load_balance": load_balance,
             "target": target,
+            "max_waiting": max_waiting,
         }
         if isinstance(dsn, str):
             dsn, from_dsn = split_pool_options(dsn)
@@ -237,7 +239,7 @@ class Pool:
             on_recycle_change=reaper.reschedule,
         )
         self._side_tasks = SideTasks()  # KILL QUERY connections, awaited by close()
-        self._waiters = WaiterQueue(clock)
+        self._waiters = WaiterQueue(clock, options.max_waiting, name)
 
         # Idle connections, ready to hand out; never more than pool_size.
         # Invariant: while it holds any, no acquirer is waiting.
@@ -390,6 +392,8 @@ class Pool:
 
         Raises:
             PoolTimeout: no connection within the timeout.
+            PoolOverloaded: (a PoolTimeout) ``max_waiting`` acquirers were
+                already waiting; raised at once.
             PoolClosed: the pool is closing or closed.
             The driver's error if opening a new connection fails.
         """
@@ -837,6 +841,7 @@ class Pool:
             acquires=self._acquires,
             timeouts=self._timeouts,
             wait_time=self._wait_time,
+            overloaded=self._waiters.refused,
             hosts=self._hostset.stats(
                 [entry.host for entry in idle], [entry.host for entry in in_use], self._clock.now()
             ),

@@ -7,7 +7,7 @@ list from a second connection), and its pooled connection's slot back, so
 the requests behind it are served at once; what is not the middleware's to
 cancel (a started stream, a body still to be read) is left alone; and a
 cancellation from outside goes on through it. Bounds are generous: the
-figures are in benchmarks/http.py.
+figures are in benchmarks/http_load.py.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -87,10 +88,10 @@ class CancelOnDisconnect:
         try:
             await _join(handler)
         finally:
+            # Not awaited: it ends at its next step, and awaiting it would
+            # cost every request a pass of the event loop.
             listener.cancel()
-            await asyncio.wait((listener,))
-            if not listener.cancelled() and listener.exception() is not None:
-                logger.warning("reading the request failed: %r", listener.exception())
+            listener.add_done_callback(_log_failure)
         if exchange.cancelled_handler and handler.cancelled():
             # Ours: the client is gone and nobody is left to answer.
             logger.debug(
@@ -103,14 +104,26 @@ class CancelOnDisconnect:
 async def _join(handler: asyncio.Future[None]) -> None:
     """Wait for the handler's task to end; if the wait is cancelled (the
     server's task was), cancel the handler, wait for it, and re-raise."""
+    ended = asyncio.get_running_loop().create_future()
+    handler.add_done_callback(functools.partial(_resolve, ended))
     try:
-        await asyncio.wait((handler,))
+        await ended  # cancelling this wait leaves the handler running
     except asyncio.CancelledError:
         handler.cancel()
         # The handler gets to run its cleanup (give its connection back)
         # before the cancellation goes on.
         await asyncio.wait((handler,))
         raise
+
+
+def _resolve(ended: asyncio.Future[None], _: object) -> None:
+    if not ended.done():
+        ended.set_result(None)
+
+
+def _log_failure(listener: asyncio.Future[None]) -> None:
+    if not listener.cancelled() and listener.exception() is not None:
+        logger.warning("reading the request failed: %r", listener.exception())
 
 
 class _Exchange:

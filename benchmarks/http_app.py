@@ -19,6 +19,7 @@ DSN comes from ``MYSQL_DSN`` (default ``mysql://root@127.0.0.1:3306/test``).
 
 import argparse
 import contextlib
+import logging
 import os
 import socket
 import sys
@@ -39,6 +40,7 @@ from mysqlpool.asgi import CancelOnDisconnect
 
 DSN = os.environ.get("MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
 POOL_SIZE = 10
+logger = logging.getLogger("http_app")
 LAYERS = ("mysqlpool", "aiomysql", "sqlalchemy")
 
 Query = Callable[[str, tuple[Any, ...]], Awaitable[Any]]
@@ -55,6 +57,7 @@ def routes(get_query: Callable[..., Any]) -> APIRouter:
 
     @router.get("/sleep")
     async def sleep(query: QueryDep, seconds: float, tag: str) -> dict[str, Any]:
+        logger.debug("SLEEP starts")
         return {"slept": await query("SELECT SLEEP(%s), %s", (seconds, tag))}
 
     return router
@@ -153,6 +156,8 @@ def main() -> None:
     parser.add_argument("layer", choices=LAYERS)
     parser.add_argument("--no-middleware", action="store_true")
     args = parser.parse_args()
+    if os.environ.get("HTTP_APP_DEBUG"):  # what happens when, on stderr
+        logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)6d %(name)s %(message)s")
     app = build(args.layer, not args.no_middleware)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

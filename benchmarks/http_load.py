@@ -118,15 +118,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    """wrk's latency (``850.12us``, ``1.20s``, ``1.05m``) in ms; NaN if unreadable."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(found.group(1)) * _UNITS[found.group(2)] if found else float("nan")
 
 
 def wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
+    """One wrk run on ``/select1``; its figures (a run with no reply raises)."""
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{round(seconds)}s", "--latency", "--timeout", "30s",
          f"http://127.0.0.1:{port}/select1"],
@@ -149,7 +151,10 @@ def wrk(port: int, connections: int, seconds: float) -> dict[str, float]:
 
 def load(layer: str, middleware: bool, connections: int, seconds: float) -> Load:
     with app_server(layer, middleware) as (port, pid):
-        wrk(port, connections, 2)  # warm-up: connections opened, code paths hot
+        subprocess.run(  # warm-up: connections opened, code paths hot
+            ["wrk", "-t2", f"-c{connections}", "-d2s", f"http://127.0.0.1:{port}/select1"],
+            capture_output=True, check=False,
+        )
         before = cpu_seconds(pid)
         result = wrk(port, connections, seconds)
         cpu = cpu_seconds(pid) - before
@@ -314,6 +319,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--connections", default="64,512")
+    parser.add_argument("--middleware", choices=("both", "on", "off"), default="both",
+                        help="the burst with CancelOnDisconnect, without, or both")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "http.md")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -333,7 +340,7 @@ def main() -> None:
                     print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
                     loads.append(result)
     if "burst" in only:
-        for middleware in (True, False):
+        for middleware in {"both": (True, False), "on": (True,), "off": (False,)}[args.middleware]:
             for layer in layers:
                 result = asyncio.run(burst(layer, middleware))
                 print(json.dumps(asdict(result)), file=sys.stderr, flush=True)

@@ -319,6 +319,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--connections", default="64,512")
+    parser.add_argument("--burst-reps", type=int, default=1,
+                        help="run each burst this many times (one row each)")
     parser.add_argument("--middleware", choices=("both", "on", "off"), default="both",
                         help="the burst with CancelOnDisconnect, without, or both")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "http.md")
@@ -341,10 +343,11 @@ def main() -> None:
                     loads.append(result)
     if "burst" in only:
         for middleware in {"both": (True, False), "on": (True,), "off": (False,)}[args.middleware]:
-            for layer in layers:
-                result = asyncio.run(burst(layer, middleware))
-                print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
-                bursts.append(result)
+            for _ in range(args.burst_reps):
+                for layer in layers:
+                    result = asyncio.run(burst(layer, middleware))
+                    print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
+                    bursts.append(result)
     command = "python benchmarks/http_load.py " + " ".join(sys.argv[1:])
     text = report(loads, bursts, command.strip(), args.seconds)
     print(text)

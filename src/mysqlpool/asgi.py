@@ -113,6 +113,8 @@ async def _join(handler: asyncio.Future[None]) -> None:
         # The handler gets to run its cleanup (give its connection back)
         # before the cancellation goes on.
         await asyncio.wait((handler,))
+        if not handler.cancelled() and handler.exception() is not None:
+            logger.warning("request handler failed while cancelled: %r", handler.exception())
         raise
 
 

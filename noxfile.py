@@ -80,6 +80,18 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_http(session: nox.Session) -> None:
+    """The HTTP benchmark (about 8 minutes): ``nox -s bench_http -- [--reps 3] [--only burst]``.
+
+    The FastAPI recipe under uvicorn, loaded by ``wrk`` (Debian package
+    ``wrk``), beside aiomysql's pool and SQLAlchemy, and the disconnect burst
+    with and without CancelOnDisconnect; writes benchmarks/results/http.md.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/http_load.py", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Run the package's demo: ``nox -s demo -- [args]``."""
     session.install("-e", ".")

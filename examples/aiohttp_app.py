@@ -8,6 +8,12 @@ aiohttp's shutdown stops listening, waits for requests in flight (the
 runner's ``shutdown_timeout``), and only then runs cleanup: by the time
 ``pool.close()`` runs, no handler holds a connection any more.
 
+A client that hangs up: since aiohttp 3.8.2 a handler runs on by default,
+holding its connection for nobody; ``handler_cancellation=True`` (aiohttp
+3.9+, in ``RUNNER_OPTIONS``) has aiohttp cancel it instead, and the pool
+then closes its connection and KILLs its statement. aiohttp's own
+``TestServer`` turns it on, so tests that use it do not show the default.
+
 Tested by ``tests/test_recipes_web.py``, against a real server.
 """
 
@@ -23,6 +29,10 @@ from aiohttp.typedefs import Handler
 import mysqlpool
 
 POOL_KEY = web.AppKey("mysqlpool", mysqlpool.Pool)
+
+#: For ``web.run_app`` or ``web.AppRunner``: cancel a handler whose client
+#: disconnected (aiohttp's default since 3.8.2 is to let it run).
+RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
 
 
 def create_app(dsn: str, *, shutdown_timeout: float = 10.0, **pool_options: Any) -> web.Application:
@@ -70,7 +80,8 @@ async def read_item(request: web.Request) -> web.Response:
 
 @web.middleware
 async def pool_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """PoolClosed and PoolTimeout as 503: temporary, and not the client's fault."""
+    """PoolClosed and PoolTimeout (PoolOverloaded too) as 503: temporary, and
+    not the client's fault."""
     try:
         return await handler(request)
     except mysqlpool.PoolClosed:
@@ -81,4 +92,4 @@ async def pool_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 if __name__ == "__main__":
-    web.run_app(create_app(os.environ["MYSQL_DSN"]))
+    web.run_app(create_app(os.environ["MYSQL_DSN"]), **RUNNER_OPTIONS)

@@ -2,7 +2,12 @@
 
 The lifespan opens the pool on startup and closes it gracefully on shutdown;
 ``get_conn`` is a dependency that lends a route one connection for the
-request. Serve it with ``MYSQL_DSN=mysql://... uvicorn --factory fastapi_app:from_env``
+request. ``CancelOnDisconnect`` cancels a request's handler when its client
+hangs up before the response starts (uvicorn itself lets it run on, holding
+its connection for nobody); the pool then closes that connection and KILLs
+its statement. A busy pool (``PoolTimeout``, or ``PoolOverloaded`` past
+``max_waiting``) or one shutting down answers 503 with ``Retry-After``.
+Serve it with ``MYSQL_DSN=mysql://... uvicorn --factory fastapi_app:from_env``
 from this directory (uvicorn is not a dependency of this project).
 
 Tested by ``tests/test_recipes_web.py``, against a real server.
@@ -20,15 +25,23 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 import mysqlpool
+from mysqlpool.asgi import CancelOnDisconnect
 
 router = APIRouter()
 
 
-def create_app(dsn: str, *, shutdown_timeout: float = 10.0, **pool_options: Any) -> FastAPI:
+def create_app(
+    dsn: str,
+    *,
+    shutdown_timeout: float = 10.0,
+    cancel_on_disconnect: bool = True,
+    **pool_options: Any,
+) -> FastAPI:
     """The application, its pool built from ``dsn`` and ``pool_options``.
 
     On shutdown the pool refuses new checkouts at once and waits up to
     ``shutdown_timeout`` seconds for requests still holding a connection.
+    ``cancel_on_disconnect=False`` leaves out the middleware (to compare).
     """
 
     @contextlib.asynccontextmanager
@@ -42,8 +55,11 @@ def create_app(dsn: str, *, shutdown_timeout: float = 10.0, **pool_options: Any)
             await pool.close(timeout=shutdown_timeout)
 
     app = FastAPI(lifespan=lifespan)
+    if cancel_on_disconnect:
+        app.add_middleware(CancelOnDisconnect)
     # Both errors are temporary and not the client's fault: 503 tells a load
     # balancer to retry elsewhere, where a 500 would page someone.
+    # PoolOverloaded (refused at once past max_waiting) is a PoolTimeout.
     app.add_exception_handler(mysqlpool.PoolClosed, _service_unavailable)
     app.add_exception_handler(mysqlpool.PoolTimeout, _service_unavailable)
     app.include_router(router)

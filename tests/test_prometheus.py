@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from mysqlpool import Pool, PoolManager, PoolStats, PoolTimeout, parse_dsn
+from mysqlpool import Pool, PoolManager, PoolOverloaded, PoolStats, PoolTimeout, parse_dsn
 from mysqlpool.prometheus import PoolCollector
 
 PoolFactory = Callable[..., Awaitable[Pool]]
@@ -47,6 +47,7 @@ COUNTERS = {
     "mysqlpool_acquires_total": "acquires",
     "mysqlpool_acquire_timeouts_total": "timeouts",
     "mysqlpool_acquire_wait_seconds_total": "wait_time",
+    "mysqlpool_acquire_overloaded_total": "overloaded",
 }
 SAMPLES = {**GAUGES, **COUNTERS}
 # Per server of the host list, with labels pool and host.
@@ -457,3 +458,16 @@ def test_register_and_unregister() -> None:
     collector.register(other)
     collector.unregister()  # from every registry it is on
     assert scrape(registry) == scrape(other) == {}
+
+
+async def test_refusals_past_max_waiting_are_counted(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0, max_waiting=0)
+    registry = CollectorRegistry()
+    PoolCollector(pool, registry=registry)
+    async with pool.acquire():
+        for _ in range(2):
+            with pytest.raises(PoolOverloaded):
+                await pool.acquire()
+    found = scrape(registry)
+    assert found["mysqlpool_acquire_overloaded_total"][pool.name] == 2 == pool.stats().overloaded
+    assert found["mysqlpool_acquire_timeouts_total"][pool.name] == 0

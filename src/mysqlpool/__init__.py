@@ -7,7 +7,14 @@ from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool, create_pool
 from ._stats import HostStats, PoolStats
-from .errors import DriverNotInstalled, NoServerAvailable, PoolClosed, PoolError, PoolTimeout
+from .errors import (
+    DriverNotInstalled,
+    NoServerAvailable,
+    PoolClosed,
+    PoolError,
+    PoolOverloaded,
+    PoolTimeout,
+)
 
 __all__ = [
     "ConnectParams",
@@ -19,6 +26,7 @@ __all__ = [
     "PoolError",
     "PoolManager",
     "PoolOptions",
+    "PoolOverloaded",
     "PoolStats",
     "PoolTimeout",
     "create_pool",

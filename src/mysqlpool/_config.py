@@ -83,6 +83,12 @@ class PoolOptions:
             replica when one is up, else the primary); checked on every new
             connection. A Galera node that is not ready and Synced counts as
             down whatever the target.
+        max_waiting: how many acquirers may queue for a connection at once
+            (default None: no limit). With that many already waiting,
+            ``acquire()`` raises :class:`~mysqlpool.PoolOverloaded` at once
+            instead of queueing behind work that will likely time out; 0
+            means never wait. A waiter that leaves (served, timed out,
+            cancelled) makes room at once.
 
     Raises:
         ValueError: a value out of range or of the wrong type, naming the option.
@@ -103,6 +109,7 @@ class PoolOptions:
     kill_query_on_cancel: bool = True
     load_balance: LoadBalance = "failover"
     target: Target = "any"
+    max_waiting: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -133,6 +140,8 @@ class PoolOptions:
         set_(self, "kill_query_on_cancel", bool(self.kill_query_on_cancel))
         if self.name is not None and not isinstance(self.name, str):
             raise ValueError(f"name must be a str or None, got {self.name!r}")
+        if self.max_waiting is not None:
+            _check_int("max_waiting", self.max_waiting, minimum=0, or_none=True)
         if self.load_balance not in LOAD_BALANCE:
             raise ValueError(
                 f"load_balance must be one of {', '.join(map(repr, LOAD_BALANCE))}, "
@@ -179,6 +188,7 @@ def check_seconds(name: str, value: object, *, allow_zero: bool = False) -> floa
     return float(value)
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> None:
+def _check_int(name: str, value: object, *, minimum: int, or_none: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        none = " or None" if or_none else ""
+        raise ValueError(f"{name} must be an integer >= {minimum}{none}, got {value!r}")

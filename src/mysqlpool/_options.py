@@ -90,6 +90,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "kill_query_on_cancel": parse_bool,
     "load_balance": str,
     "target": str,
+    "max_waiting": _optional(_integer),
 }
 
 

@@ -66,7 +66,7 @@ class Pool:
             :class:`ConnectParams`, or None to build one from ``connect_kwargs``.
         pool_size, max_overflow, timeout, recycle, max_lifetime, pre_ping,
             reset_on_return, min_size, reaper_interval, leak_timeout, lifo,
-            name, kill_query_on_cancel, load_balance, target: the pool's
+            name, kill_query_on_cancel, load_balance, target, max_waiting: the pool's
             options, described in :class:`PoolOptions` (``pool.options``).
             Each may also be given in the DSN's query string
             (``?pool_size=10&recycle=auto``); one given both ways must agree.
@@ -120,6 +120,7 @@ class Pool:
         on_discard: DiscardHook | None = None,
         load_balance: LoadBalance = "failover",
         target: Target = "any",
+        max_waiting: int | None = None,
         clock: Clock | None = None,
         **connect_kwargs: Any,
     ) -> None:
@@ -139,6 +140,7 @@ class Pool:
             "kill_query_on_cancel": kill_query_on_cancel,
             "load_balance": load_balance,
             "target": target,
+            "max_waiting": max_waiting,
         }
         if isinstance(dsn, str):
             dsn, from_dsn = split_pool_options(dsn)
@@ -318,6 +320,8 @@ class Pool:
 
         Raises:
             PoolTimeout: no connection within the timeout.
+            PoolOverloaded: (a PoolTimeout) ``max_waiting`` acquirers were
+                already waiting; raised at once.
             PoolClosed: the pool is closing or closed.
             The driver's error if opening a new connection fails.
         """

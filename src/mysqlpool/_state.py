@@ -130,7 +130,7 @@ class PoolState:
         self.max_size = options.max_size  # slots never exceed it (None: no limit)
         self.ping_after = options.pre_ping_after
         self.reset_mode = options.reset_on_return
-        self.waiters = WaiterQueue(clock)
+        self.waiters = WaiterQueue(clock, options.max_waiting, name)
         self.side_tasks = SideTasks()  # KILL QUERY connections, awaited by close()
 
         # Idle connections, ready to hand out; never more than pool_size.
@@ -494,6 +494,7 @@ class PoolState:
             acquires=self.acquires,
             timeouts=self.timeouts,
             wait_time=self.wait_time,
+            overloaded=self.waiters.refused,
             hosts=self.hostset.stats(
                 [entry.host for entry in idle], [entry.host for entry in in_use], self.now()
             ),

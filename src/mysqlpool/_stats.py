@@ -43,8 +43,11 @@ class PoolStats:
     Counters (totals): ``opened``, ``closed``, ``recycled`` (closed for age:
     ``recycle`` or ``max_lifetime``), ``discarded`` (closed as broken or of
     unknown protocol state), ``acquires`` (successful), ``timeouts``
-    (acquires that raised PoolTimeout) and ``wait_time`` (seconds acquirers
-    spent queued or opening a connection). ``hosts`` has one
+    (acquires that waited their whole timeout and raised PoolTimeout),
+    ``wait_time`` (seconds acquirers spent queued or opening a connection)
+    and ``overloaded`` (acquires refused at once with PoolOverloaded because
+    ``max_waiting`` acquirers were already queued; not in ``timeouts``).
+    ``hosts`` has one
     :class:`HostStats` per server of the DSN.
     """
 
@@ -63,6 +66,7 @@ class PoolStats:
     acquires: int
     timeouts: int
     wait_time: float
+    overloaded: int = 0
     #: Per server, keyed ``"host:port"``, in the DSN's order.
     # Left out of the hash (a dict has none), so a snapshot stays hashable.
     hosts: dict[str, HostStats] = field(default_factory=dict, hash=False)

@@ -11,6 +11,12 @@ waiter queued before it, which is all of them when they share a timeout:
 under load, thousands of per-waiter timers would pile up, cancelled, in
 the event loop's heap. A waiter with a shorter timeout than one queued
 before it gets a timer of its own.
+
+The queue also holds the pool's ``max_waiting`` rule: with that many
+waiting, :meth:`WaiterQueue.add` refuses a newcomer with
+:class:`~mysqlpool.PoolOverloaded` at once. It counts the waiters still
+waiting as they come and go, so the rule costs no scan of the queue and a
+waiter that leaves makes room at once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from ._clock import Clock, Timer
 from ._deadline import DeadlineExceeded
+from .errors import PoolOverloaded
 
 __all__ = ["WaiterQueue"]
 
@@ -32,10 +39,21 @@ _WAITING = "waiting for a connection"
 class WaiterQueue:
     """FIFO waiters with deadlines on ``clock``."""
 
-    __slots__ = ("_clock", "_last_shared", "_timer", "_timer_at", "queue")
+    __slots__ = (
+        "_clock", "_last_shared", "_limit", "_name", "_timer", "_timer_at", "_waiting",
+        "queue", "refused",
+    )
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, max_waiting: int | None = None, name: str = "") -> None:
         self._clock = clock
+        self._limit = max_waiting  # None: no limit
+        self._name = name  # the pool's, for the refusal's message
+        # Waiters still waiting (not served, expired or failed), counted
+        # out exactly once each: see _drop. Cancelled ones count until they
+        # leave the queue, which their acquire does at once.
+        self._waiting = 0
+        #: Acquirers refused because ``max_waiting`` were already waiting.
+        self.refused = 0
         # (future, deadline) oldest first; the deadline is None when the
         # shared timer does not watch it (no timeout, or an own timer).
         # Resolved futures are dropped lazily, when they reach the front.
@@ -52,7 +70,19 @@ class WaiterQueue:
 
     def add(self, deadline: float | None) -> asyncio.Future[Any]:
         """Queue a new waiter; its future gets what is handed over, or fails
-        with DeadlineExceeded once ``deadline`` passes."""
+        with DeadlineExceeded once ``deadline`` passes.
+
+        Raises:
+            PoolOverloaded: ``max_waiting`` are already waiting (nothing queued).
+        """
+        limit = self._limit
+        if limit is not None and self._waiting >= limit:
+            self.refused += 1
+            raise PoolOverloaded(
+                f"acquire refused: {self._waiting} already waiting for a connection"
+                f" (max_waiting={limit}); pool {self._name}"
+            )
+        self._waiting += 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if deadline is None:
             self.queue.append((fut, None))
@@ -65,7 +95,7 @@ class WaiterQueue:
             # Left to run even if the waiter is served first: it then finds
             # the future done. (A cancelled timer would stay in the event
             # loop's heap just as long.)
-            self._clock.call_at(deadline, _expire, fut)
+            self._clock.call_at(deadline, self._expire, fut)
             self.queue.append((fut, None))
         return fut
 
@@ -75,6 +105,7 @@ class WaiterQueue:
         for index, (queued, _) in enumerate(queue):
             if queued is fut:
                 del queue[index]
+                self._drop(fut)
                 break
         if not self.queue:
             self._last_shared = -math.inf
@@ -88,7 +119,9 @@ class WaiterQueue:
         while queue:
             fut = queue.popleft()[0]
             if not fut.done():
+                self._waiting -= 1
                 return fut
+            self._drop(fut)
         self._last_shared = -math.inf
         return None
 
@@ -97,9 +130,22 @@ class WaiterQueue:
         while self.queue:
             fut = self.queue.popleft()[0]
             if not fut.done():
+                self._waiting -= 1
                 fut.set_exception(make_error())
+            else:
+                self._drop(fut)
         self._last_shared = -math.inf
         self._cancel_timer()
+
+    def _drop(self, fut: asyncio.Future[Any]) -> None:
+        """Count out a waiter that was done when it left the queue.
+
+        One cancelled (its task was) is counted out here, by whoever takes
+        it out of the queue, as the queue sees no cancellation happen; one
+        that expired was counted out when its error was set.
+        """
+        if fut.cancelled():
+            self._waiting -= 1
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -109,9 +155,7 @@ class WaiterQueue:
 
     def waiting(self) -> int:
         """How many are still waiting."""
-        # tuple() copies in one step, so a scrape from another thread (a
-        # metrics server) never iterates a deque being changed.
-        return sum(1 for fut, _ in tuple(self.queue) if not fut.done())
+        return self._waiting
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
@@ -135,9 +179,10 @@ class WaiterQueue:
             if deadline > now:
                 self._arm(deadline)
                 return
+            self._expire(fut)
+
+    def _expire(self, fut: asyncio.Future[Any]) -> None:
+        """Fail one waiter whose deadline passed, if it is still waiting."""
+        if not fut.done():
+            self._waiting -= 1
             fut.set_exception(DeadlineExceeded(_WAITING))
-
-
-def _expire(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(DeadlineExceeded(_WAITING))

@@ -13,6 +13,7 @@ __all__ = [
     "NoServerAvailable",
     "PoolClosed",
     "PoolError",
+    "PoolOverloaded",
     "PoolTimeout",
     "no_server_available_for",
 ]
@@ -31,6 +32,18 @@ class PoolTimeout(PoolError, TimeoutError):
     A subclass of the builtin ``TimeoutError`` (and so of
     ``asyncio.TimeoutError`` on Python 3.11+), so generic timeout handling
     catches it too.
+    """
+
+    __module__ = "mysqlpool"
+
+
+class PoolOverloaded(PoolTimeout):
+    """``acquire()`` was refused at once: ``max_waiting`` acquirers were
+    already queued for a connection.
+
+    A :class:`PoolTimeout`, so code that answers a busy pool (a 503 with
+    ``Retry-After``) answers this too; it comes without the wait, so a
+    request that would queue behind work likely to time out fails fast.
     """
 
     __module__ = "mysqlpool"

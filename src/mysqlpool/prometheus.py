@@ -24,7 +24,8 @@ Counters
     ``mysqlpool_connections_opened_total``, ``mysqlpool_connections_closed_total``,
     ``mysqlpool_connections_recycled_total``, ``mysqlpool_connections_discarded_total``,
     ``mysqlpool_acquires_total``, ``mysqlpool_acquire_timeouts_total``,
-    ``mysqlpool_acquire_wait_seconds_total``.
+    ``mysqlpool_acquire_wait_seconds_total``,
+    ``mysqlpool_acquire_overloaded_total`` (refused at once by ``max_waiting``).
 Per server (labels ``pool``, ``driver`` and ``host``, as ``"host:port"``)
     ``mysqlpool_host_up`` (1 up, 0 down), ``mysqlpool_host_connections_open``,
     ``mysqlpool_host_connections_in_use``, ``mysqlpool_host_failures_total``.
@@ -159,6 +160,12 @@ _METRICS: tuple[tuple[str, type[_Family], str, Callable[[PoolStats], float | Non
         CounterMetricFamily,
         "Seconds acquirers spent queued or opening a connection.",
         lambda s: s.wait_time,
+    ),
+    (
+        "acquire_overloaded_total",
+        CounterMetricFamily,
+        "Acquires refused at once with PoolOverloaded: max_waiting were already queued.",
+        lambda s: s.overloaded,
     ),
 )
 

@@ -3,10 +3,12 @@ are always disposed, and counting what a session sends to the server."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest_asyncio
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mysqlpool import Pool
@@ -51,6 +53,23 @@ async def make_engine(mysql_dsn: str) -> AsyncIterator[EngineFactory]:
         assert pool_of(engine) is not pool  # dispose() made a new one
         assert pool.closed
         assert pool.stats().open == 0, pool.stats()
+
+
+@pytest_asyncio.fixture
+async def table(mysql_dsn: str) -> AsyncIterator[str]:
+    """A fresh InnoDB table ``(id INT AUTO_INCREMENT, v INT)``, dropped at the end."""
+    name = f"sa_{uuid.uuid4().hex[:12]}"
+    engine = create_async_engine(sa_url(mysql_dsn), pool_size=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(f"CREATE TABLE {name} (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB")
+        )
+    try:
+        yield name
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        await engine.dispose()
 
 
 async def session_questions(engine: AsyncEngine) -> int:

@@ -11,12 +11,9 @@ import asyncio
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import sqlalchemy
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,26 +22,9 @@ from conftest import Admin
 from mysqlpool import PoolTimeout
 from mysqlpool.sqlalchemy import MysqlpoolPool, create_async_engine
 from polling import until
-from sa_support import EngineFactory, make_engine, pool_of, sa_url, statements
+from sa_support import EngineFactory, make_engine, pool_of, sa_url, statements, table
 
-__all__ = ["make_engine"]  # the fixture, imported for pytest
-
-
-@pytest_asyncio.fixture
-async def table(mysql_dsn: str) -> AsyncIterator[str]:
-    """A fresh InnoDB table ``(id INT AUTO_INCREMENT, v INT)``, dropped at the end."""
-    name = f"sa_{uuid.uuid4().hex[:12]}"
-    engine = create_async_engine(sa_url(mysql_dsn), pool_size=1)
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(f"CREATE TABLE {name} (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB")
-        )
-    try:
-        yield name
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
-        await engine.dispose()
+__all__ = ["make_engine", "table"]  # the fixtures, imported for pytest
 
 
 async def count_rows(admin: Admin, table: str) -> int:

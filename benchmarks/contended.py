@@ -3,6 +3,9 @@
     python benchmarks/contended.py [--impls mysqlpool,raw-fifo,raw-dedicated] [--ops 4000]
                                    [--tasks 1000[,100,1]]
 
+Any adapter of ``adapters.py`` may be named, e.g. ``--impls sqlalchemy-session,
+mysqlpool-session`` for an AsyncSession read on SQLAlchemy's pool and on mysqlpool.
+
 For each implementation, a child process runs ``--ops`` queries (``SELECT 1``
 + fetch) from ``--tasks`` tasks (1000 by default; several counts may be
 given) through a pool of 10 (``raw-dedicated``: from ``min(tasks, 10)``
@@ -64,7 +67,7 @@ async def workload(impl: str, ops: int, tasks: int) -> None:
         while left > 0:
             left -= 1
             async with adapter.acquire() as conn:
-                await cursor_query(conn)
+                await adapter.query(conn)  # SELECT 1 + fetch, as the adapter's users run it
 
     await asyncio.gather(*(borrower() for _ in range(tasks)))
     await adapter.close()

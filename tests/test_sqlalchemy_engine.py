@@ -19,7 +19,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from conftest import Admin
-from mysqlpool import PoolTimeout
+from mysqlpool import PoolTimeout, parse_dsn
 from mysqlpool.sqlalchemy import MysqlpoolPool, create_async_engine
 from polling import until
 from sa_support import EngineFactory, make_engine, pool_of, sa_url, statements, table
@@ -110,6 +110,23 @@ def test_other_drivers_and_databases_are_refused_clearly(url: str, message: str)
     with pytest.raises(ValueError, match=re.escape(message)) as refused:
         create_async_engine(url)
     assert "pw" not in str(refused.value)
+
+
+async def test_url_scheme_hosts_list_and_connect_args_reach_the_pool(
+    make_engine: EngineFactory, mysql_dsn: str
+) -> None:
+    p = parse_dsn(mysql_dsn)
+    engine = make_engine(
+        sa_url(mysql_dsn).replace("mysql+aiomysql://", "mariadb+aiomysql://", 1),
+        connect_args={"program_name": "bridge-test"},
+        mysqlpool_options={"hosts": [(p.host, p.port)], "min_size": 1},
+    )
+    pool = pool_of(engine)
+    assert pool.params.hosts == [(p.host, p.port)]
+    assert pool.params.connect_kwargs()["autocommit"] is False
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    assert pool.options.min_size == 1
 
 
 def test_importing_mysqlpool_does_not_import_sqlalchemy() -> None:

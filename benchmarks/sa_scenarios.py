@@ -9,25 +9,28 @@ URL, ``pool_size=10, max_overflow=0``:
   interleaved slices (as scenario 2), with the ratio mysqlpool / plain taken
   within each repetition;
 - ``sqlalchemy_fairness``: 1000 tasks on 10 connections through
-  ``engine.connect()`` (as scenario 3);
+  ``engine.connect()``, until 5 checkouts per task are granted;
 - ``sqlalchemy_statements``: statements per AsyncSession read, AsyncSession
   commit and ``engine.connect()`` read, from the session's own counters.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 from typing import Any
 
 from scenarios import (
     Config,
     Job,
     Scenario,
-    fairness_jobs,
-    fairness_summary,
     fmt,
     make,
     md_table,
     median,
+    pct,
+    perf,
+    rotated,
     throughput_group,
 )
 
@@ -85,11 +88,99 @@ def throughput_summary(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
     return {"data": data, "table": f"{table}\n\n{note}"}
 
 
+async def fairness_run(cfg: Config, impl: str, tasks: int, rounds: int) -> dict[str, Any]:
+    """``tasks`` tasks loop checkout -> SELECT 1 -> return until ``tasks * rounds``
+    grants are made: a count, not a duration, so a loaded machine slows the run
+    down without changing what a fair pool gives (``rounds`` grants each)."""
+    a = make(cfg, impl)
+    await a.open()
+    try:
+        await a.warm(cfg.pool_size)
+        total = tasks * rounds
+        grants = [0] * tasks
+        waits: list[float] = []
+        seq = granted = overtaken = 0
+        pending: set[int] = set()
+        heap: list[int] = []
+
+        async def worker(i: int) -> None:
+            nonlocal seq, granted, overtaken
+            while granted < total:
+                mine = seq
+                seq += 1
+                pending.add(mine)
+                heapq.heappush(heap, mine)
+                asked = perf()
+                async with a.acquire() as conn:
+                    waits.append(perf() - asked)
+                    pending.discard(mine)
+                    while heap and heap[0] not in pending:
+                        heapq.heappop(heap)
+                    if granted < total:
+                        granted += 1
+                        grants[i] += 1
+                        if heap and heap[0] < mine:
+                            overtaken += 1  # someone who asked earlier is still waiting
+                    await a.query(conn)
+
+        t0 = perf()
+        await asyncio.gather(*(worker(i) for i in range(tasks)))
+        secs = perf() - t0
+    finally:
+        await a.close()
+    squares = sum(g * g for g in grants)
+    return {
+        "p50_ms": pct(waits, 0.5) * 1e3,
+        "p99_ms": pct(waits, 0.99) * 1e3,
+        "max_ms": max(waits) * 1e3,
+        "overtaken": overtaken / granted,
+        "jain": total * total / (tasks * squares),
+        "never_served": sum(1 for g in grants if g == 0),
+        "most_served": max(grants),
+        "grants": granted,
+        "seconds": secs,
+    }
+
+
 def fairness_jobs_sa(cfg: Config) -> list[Job]:
-    jobs = fairness_jobs(_with(cfg, PAIRS["engine.connect()"]))
-    for job in jobs:
-        job.scenario = "sqlalchemy_fairness"
+    tasks, rounds = 1000, (2 if cfg.quick else 5)
+    jobs = []
+    for rep in range(cfg.reps):
+        for impl in rotated(list(PAIRS["engine.connect()"]), rep):
+
+            async def run(impl: str = impl) -> dict[str, Any]:
+                return await fairness_run(cfg, impl, tasks, rounds)
+
+            jobs.append(Job("sqlalchemy_fairness", rep, impl, {"tasks": tasks, "rounds": rounds},
+                            run))
     return jobs
+
+
+def fairness_summary_sa(cfg: Config, jobs: list[Job]) -> dict[str, Any]:
+    impls = list(dict.fromkeys(j.impl for j in jobs))
+    keys = ("p50_ms", "p99_ms", "max_ms", "overtaken", "jain", "never_served", "most_served",
+            "grants")
+    data: dict[str, dict[str, float]] = {}
+    for impl in impls:
+        mine = [j.result for j in jobs if j.impl == impl]
+        data[impl] = {k: median([r[k] for r in mine]) for k in keys}
+        data[impl]["jain_min"] = min(r["jain"] for r in mine)
+    rows = [
+        [
+            impl,
+            fmt(d["p50_ms"], 1),
+            fmt(d["p99_ms"], 1),
+            fmt(d["max_ms"], 1),
+            f"{d['overtaken'] * 100:.1f}%",
+            f"{fmt(d['jain'], 4)} (min {fmt(d['jain_min'], 4)})",
+            f"{d['never_served']:.0f}",
+            f"{d['most_served']:.0f}",
+        ]
+        for impl, d in data.items()
+    ]
+    headers = ["implementation", "p50 wait (ms)", "p99 (ms)", "max (ms)", "overtaken",
+               "Jain", "never served", "most grants to one task"]
+    return {"data": data, "table": md_table(headers, rows)}
 
 
 SESSION_VARS = ("Questions", "Com_select", "Com_commit", "Com_rollback")
@@ -190,8 +281,11 @@ SA_NOTES = {
     "session: await session.execute(text('SELECT 1'))`; *engine.connect()*: the same "
     "through `async with engine.connect() as conn`. All four engines stay open and take "
     "turns in slices (4 x 0.25 s, rotating order) within each repetition.",
-    "sqlalchemy_fairness": "As scenario 3, through `async with engine.connect()`: the wait "
-    "is the checkout.",
+    "sqlalchemy_fairness": "1000 tasks loop `async with engine.connect()` → SELECT 1 until "
+    "5 x 1000 checkouts are granted (a count, not a duration: a loaded machine slows the "
+    "run but doesn't change what a fair pool hands out, 5 each). Jain's index over the "
+    "per-task counts, median over repetitions (and the lowest); *overtaken*: grants made "
+    "while a task that asked earlier was still waiting.",
     "sqlalchemy_statements": "Statements the server counted per operation, on an engine "
     "with a pool of one: that session's own counters (`SHOW SESSION STATUS`, read through "
     "the engine's pool; what the read costs is measured and taken off), so other clients "
@@ -202,8 +296,8 @@ SA_SCENARIOS = (
     Scenario("sqlalchemy", "9. SQLAlchemy on mysqlpool vs plain: AsyncSession reads and "
              "engine.connect(), pool of 10", throughput_jobs, throughput_summary),
     Scenario("sqlalchemy_fairness", "10. SQLAlchemy on mysqlpool vs plain: fairness, "
-             "1000 tasks on 10 connections through engine.connect()",
-             fairness_jobs_sa, fairness_summary),
+             "1000 tasks on 10 connections through engine.connect(), 5000 checkouts",
+             fairness_jobs_sa, fairness_summary_sa),
     Scenario("sqlalchemy_statements", "11. SQLAlchemy on mysqlpool vs plain: statements "
              "per operation (the session's own counters)", statements_jobs_sa,
              statements_summary_sa),

@@ -206,6 +206,31 @@ async def test_a_cancelled_query_is_stopped_on_the_server(
         assert (await session.execute(text("SELECT 1"))).scalar() == 1
 
 
+async def test_a_cancel_mid_rollback_discards_the_connection(
+    make_engine: EngineFactory, admin: Admin, table: str
+) -> None:
+    engine = make_engine(pool_size=1, max_overflow=0)
+    sessions = async_sessionmaker(engine)
+    threads = track_sessions(engine)
+    session = sessions()
+    await session.execute(text(f"INSERT INTO {table} (v) SELECT seq FROM seq_1_to_300000"))
+    rolling_back = asyncio.ensure_future(session.rollback())  # undoing 300k rows takes a while
+
+    async def in_rollback() -> bool:
+        return await running(admin, threads[0]) == "ROLLBACK"
+
+    await until(in_rollback, "the ROLLBACK runs on the server")
+    rolling_back.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rolling_back
+    await session.close()
+    stats = pool_of(engine).stats()
+    assert (stats.in_use, stats.discarded) == (0, 1)  # its state unknown: closed
+    async with sessions() as again:  # the slot is free; the server finished the rollback
+        assert (await again.execute(text(f"SELECT COUNT(*) FROM {table}"))).scalar() == 0
+        assert (await again.execute(text("SELECT CONNECTION_ID()"))).scalar() != threads[0]
+
+
 async def test_a_cancelled_waiter_takes_no_slot(make_engine: EngineFactory) -> None:
     engine = make_engine(pool_size=1, max_overflow=0)
     async with engine.connect() as held:

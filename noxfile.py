@@ -42,6 +42,13 @@ ASYNCMY_MODULES = (
     "tests/test_dropin_asyncmy.py",
 )
 
+#: The test modules of mysqlpool.sqlalchemy (the bridge to SQLAlchemy's asyncio engine).
+SQLALCHEMY_TESTS = (
+    "tests/test_sqlalchemy_engine.py",
+    "tests/test_sqlalchemy_faults.py",
+    "tests/test_sqlalchemy_features.py",
+)
+
 
 @nox.session
 def tests_asyncmy(session: nox.Session) -> None:
@@ -52,6 +59,15 @@ def tests_asyncmy(session: nox.Session) -> None:
     session.install("-e", ".[test,asyncmy]")
     modules = session.posargs or ASYNCMY_MODULES
     session.run("pytest", "-W", "error::ResourceWarning", "--driver=asyncmy", *modules)
+
+
+@nox.session
+def sqlalchemy20(session: nox.Session) -> None:
+    """The SQLAlchemy bridge's tests on SQLAlchemy 2.0.x (``tests`` runs them on
+    the current release); about 30 s, part of CI."""
+    session.install("-e", ".[test]", "sqlalchemy[asyncio]>=2.0,<2.1")
+    session.run("python", "-c", "import sqlalchemy; print('SQLAlchemy', sqlalchemy.__version__)")
+    session.run("pytest", "-W", "error::ResourceWarning", *SQLALCHEMY_TESTS, *session.posargs)
 
 
 @nox.session

@@ -159,9 +159,15 @@ class _SQLAlchemyBase(Adapter):
         connect_args = {k: v for k, v in kw.items() if v}
         return url, connect_args
 
+    #: True: the engine's pool is mysqlpool (mysqlpool.sqlalchemy.create_async_engine).
+    on_mysqlpool = False
+
     async def open(self) -> None:
         from sqlalchemy import event
         from sqlalchemy.ext.asyncio import create_async_engine
+
+        if self.on_mysqlpool:
+            from mysqlpool.sqlalchemy import create_async_engine
 
         url, connect_args = self._url()
         self.engine = create_async_engine(
@@ -200,6 +206,43 @@ class SQLAlchemyEngineAdapter(_SQLAlchemyBase):
     async def query(self, conn: Any) -> None:
         result = await conn.execute(self._select1)
         result.fetchall()
+
+
+class MysqlpoolEngineAdapter(SQLAlchemyEngineAdapter):
+    """The same through ``mysqlpool.sqlalchemy.create_async_engine`` (the pool is mysqlpool)."""
+
+    name = "mysqlpool-engine"
+    on_mysqlpool = True
+
+
+class SQLAlchemySessionAdapter(_SQLAlchemyBase):
+    """An ``AsyncSession`` per operation (``async with sessionmaker() as session``)
+    reading ``text("SELECT 1")``: what a FastAPI handler does. The session
+    checks a connection out at its first statement and gives it back when closed."""
+
+    name = "sqlalchemy-session"
+
+    async def open(self) -> None:
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import async_sessionmaker
+
+        await super().open()
+        self._select1 = text(SELECT1)
+        self.sessions = async_sessionmaker(self.engine)
+
+    def acquire(self) -> Any:
+        return self.sessions()
+
+    async def query(self, conn: Any) -> None:
+        result = await conn.execute(self._select1)
+        result.fetchall()
+
+
+class MysqlpoolSessionAdapter(SQLAlchemySessionAdapter):
+    """The same through ``mysqlpool.sqlalchemy.create_async_engine``."""
+
+    name = "mysqlpool-session"
+    on_mysqlpool = True
 
 
 class SQLAlchemyPoolAdapter(_SQLAlchemyBase):
@@ -429,6 +472,9 @@ ADAPTERS: dict[str, type[Adapter]] = {
         AiomysqlAdapter,
         SQLAlchemyEngineAdapter,
         SQLAlchemyPoolAdapter,
+        MysqlpoolEngineAdapter,
+        SQLAlchemySessionAdapter,
+        MysqlpoolSessionAdapter,
         AsyncmyAdapter,
         ConnectPerRequestAdapter,
         RawDedicatedAdapter,

@@ -3,7 +3,9 @@
     python benchmarks/run.py [--quick] [--dsn DSN] [--out DIR] [--reps N] [--only a,b]
 
 The DSN defaults to ``MYSQL_DSN`` or ``mysql://root@127.0.0.1:3306/test``.
-Scenarios: overhead, throughput, fairness, cold, statements, uvloop, memory, preping.
+Scenarios: overhead, throughput, fairness, cold, statements, uvloop, memory, preping,
+and SQLAlchemy on mysqlpool against plain SQLAlchemy: sqlalchemy, sqlalchemy_fairness,
+sqlalchemy_statements.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiomysql
 from adapters import connect_kwargs
+from sa_scenarios import SA_NOTES, SA_SCENARIOS
 from scenarios import (
     ALL_IMPLS,
     SCENARIOS,
@@ -36,6 +39,8 @@ from scenarios import (
     fmt,
     md_table,
 )
+
+SCENARIOS = (*SCENARIOS, *SA_SCENARIOS)
 
 DEFAULT_DSN = "mysql://root@127.0.0.1:3306/test"
 
@@ -316,6 +321,7 @@ NOTES = {
     "(aiomysql, or asyncmy for asyncmy), each having run one query. raw-fifo keeps a "
     "connection in a deque slot, so its row shows the method's floor (~0.8 kB).",
 }
+NOTES.update(SA_NOTES)
 
 
 def main(argv: list[str] | None = None) -> int:

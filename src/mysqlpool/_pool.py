@@ -366,6 +366,34 @@ class Pool:
         """
         await self._state.give_back(conn, error, discard)
 
+    def discard(self, conn: Any) -> None:
+        """Give back a checked-out connection to be closed, synchronously.
+
+        :meth:`release` with ``discard=True`` for a caller that can't await:
+        a garbage-collection callback, an ORM returning a connection it
+        abandoned. Closing needs no round trip, so the slot is free (and
+        handed to the oldest waiter) when this returns.
+
+        Raises:
+            PoolError: ``conn`` did not come from this pool, or was already
+                released.
+        """
+        self._state.give_back(conn, None, True)  # with discard, always decided at once
+
+    def transaction_ended(self, conn: Any) -> None:
+        """Note that the holder of ``conn`` just ended its transaction itself.
+
+        For libraries that manage transactions (the SQLAlchemy bridge): call
+        it right after a COMMIT or ROLLBACK of your own succeeded. If the
+        connection then comes back with no statement run since, the pool
+        skips its ``reset_on_return="rollback"`` round trip; a statement run
+        after this call makes the pool roll back as usual.
+
+        Raises:
+            PoolError: ``conn`` is not checked out from this pool.
+        """
+        self._state.transaction_ended(conn)
+
     # ------------------------------------------------------ background work
 
     async def _fill_min_size(self, *, raise_errors: bool) -> bool:

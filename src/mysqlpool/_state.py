@@ -366,6 +366,15 @@ class PoolState:
         self.check_in(entry, reason)
         return DONE
 
+    def transaction_ended(self, conn: Any) -> None:
+        """Its holder ended its transaction itself: from here, a return with
+        no statement run since needs no rollback (see ``Pool.transaction_ended``)."""
+        entry = self.in_use.get(conn)
+        if entry is None or entry.returning:
+            raise PoolError(f"connection {id(conn):#x} is not checked out from pool {self.name}")
+        # The marker is what the return compares with: "nothing ran since".
+        entry.checkout_marker = self.driver.probe(conn)
+
     def check_in(self, entry: Entry, reason: str | None) -> None:
         """Decide the fate of a connection coming back (or new, or declined
         by a waiter: anything in ``in_use`` that is free). The only place

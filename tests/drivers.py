@@ -49,8 +49,8 @@ def name() -> str:
 def on_driver(dsn: str) -> str:
     """``dsn`` (``mysql://...``) with the scheme of this run's driver."""
     scheme, sep, rest = dsn.partition("://")
-    if not sep or "+" in scheme:
-        return dsn
+    if not sep or "+" in scheme or name() == "aiomysql":
+        return dsn  # the default driver: the DSN as users write it
     return f"mysql+{name()}://{rest}"
 
 

@@ -22,7 +22,14 @@ from ._deadline import within
 from ._driver import CLEAN, CLOSED, DEAD, NEEDS_ROLLBACK, UNREAD_RESULT, InitCallback
 from ._params import ConnectParams
 
-__all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "DRIVER", "AiomysqlDriver", "PooledConnection"]
+__all__ = [
+    "AIOMYSQL",
+    "CLOSED_STATE",
+    "CONNECTION_LOSS_CODES",
+    "DRIVER",
+    "AiomysqlDriver",
+    "PooledConnection",
+]
 
 logger = logging.getLogger("mysqlpool")
 
@@ -46,6 +53,11 @@ _COM_QUIT = 0x01
 _COM_RESET_CONNECTION = 0x1F
 # A whole COM_QUIT packet: 3-byte length 1, sequence 0, the command byte.
 _QUIT_PACKET = struct.pack("<I", 1) + bytes([_COM_QUIT])
+
+#: The attributes that make an aiomysql connection closed, as its ``close()``
+#: leaves them: with these, ``closed`` is True, a statement raises "Not
+#: connected", and ``close()``/``ensure_closed()`` do nothing.
+CLOSED_STATE: dict[str, Any] = {"_writer": None, "_reader": None}
 
 _SERVER_STATUS_IN_TRANS = 0x0001
 _SERVER_STATUS_AUTOCOMMIT = 0x0002

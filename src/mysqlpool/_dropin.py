@@ -7,11 +7,20 @@ very same original objects back.
 
 How a pooled connection goes back
 ---------------------------------
-While checked out, the connection object carries two instance attributes
-that shadow its class's methods: ``close()`` and ``ensure_closed()`` return
-it to its pool instead of closing it. They are removed before the pool sees
-the connection again, so the pool's own close (and the caller of a stale
-reference, later) reaches the real ``Connection.close``.
+Each ``connect()`` hands its caller an object of its own: an instance of a
+subclass of the connection's class that shares the pooled connection's
+attribute dict (so it *is* that connection for every method and attribute,
+and ``isinstance`` holds), with ``close()`` and ``ensure_closed()`` that
+give it back. Giving it back detaches that object first, at once: it gets a
+dict of its own, in the state aiomysql's ``close()`` leaves, so from then
+on it is a closed aiomysql connection, whatever the pool does with the
+connection next. ``closed`` is True, a statement raises ``InterfaceError``
+"Not connected", and a second ``close()`` or ``ensure_closed()`` does
+nothing, as in aiomysql; a stale reference never reaches the next holder,
+nor cuts the pool's reset short. The plain :class:`Pool` path pays nothing
+for it (the pool's own connection object is untouched), and a query on a
+drop-in connection costs what it costs on the pool's object (measured in
+docs/dropin.md).
 
 * ``conn.close()`` is synchronous in aiomysql, and a return may need a round
   trip (rollback or reset), so it starts a task; the tasks are tracked (kept
@@ -20,15 +29,14 @@ reference, later) reaches the real ``Connection.close``.
   aiomysql.connect(...)`` wait for the return to finish.
 * The exception being handled when ``close()``/``ensure_closed()`` is called
   (``except: conn.close(); raise``), or the one leaving ``async with
-  aiomysql.connect(...)``, goes to the pool: a connection-loss error or an
-  interruption (cancellation, timeout) discards the connection. A socket the
-  server closed (``KILL``, ``wait_timeout``) is discarded anyway.
+  aiomysql.connect(...)``, goes to the pool, which decides from it (a lost
+  connection, an interruption, an error raised mid-reply discard the
+  connection). A socket the server closed (``KILL``, ``wait_timeout``) is
+  discarded anyway.
 * aiomysql itself calls ``self.close()`` when it loses the connection or is
   cancelled mid-reply (and ``async with conn:`` does on an exception). Those
   calls, made from aiomysql's connection module, really close the socket and
   give the slot back: the connection is discarded, never reused half-read.
-* A second ``close()`` is a no-op. Using a connection after closing it is a
-  bug in aiomysql too; here it may use a connection someone else checked out.
 
 ``disable()`` is synchronous, as the API shows it (``mysqlpool.disable()``):
 it restores the attributes, refuses new checkouts, stops the pools'
@@ -90,13 +98,8 @@ _TARGETS: tuple[tuple[ModuleType, str], ...] = (
 )
 
 # aiomysql closes a connection itself, from this module, when it can't trust
-# it any more (lost, cancelled mid-reply, protocol error); the pool closes
-# connections through its driver, _driver_aiomysql (terminate()). Those
-# closes are real.
-_CLOSERS = (vars(aiomysql.connection), vars(_driver_aiomysql))
-
-# Instance attributes set on a checked-out connection.
-_OVERRIDES = ("close", "ensure_closed", "_mysqlpool_lease")
+# it any more (lost, cancelled mid-reply, protocol error): that close is real.
+_AIOMYSQL_CONNECTION = vars(aiomysql.connection)
 
 
 class _DropIn:
@@ -111,6 +114,9 @@ class _DropIn:
         self.loop: asyncio.AbstractEventLoop | None = None
         # Return tasks started by conn.close(): referenced until done.
         self.tasks: set[asyncio.Task[None]] = set()
+        # Checkouts whose return has not started: disable() may have to
+        # give back those it closed.
+        self.out: set[_Lease] = set()
 
     def task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -122,73 +128,122 @@ _state: _DropIn | None = None
 
 
 class _Lease:
-    """One checkout of one connection: what its ``close()`` gives back, once."""
+    """One checkout of one connection: what its holder's ``close()`` gives back, once.
 
-    __slots__ = ("conn", "finished", "pool", "state", "task")
+    ``conn`` is the pool's connection; the holder gets ``view``, an object
+    of its own sharing ``conn``'s state (see :func:`_held_class`).
+    """
+
+    __slots__ = ("conn", "pool", "state", "task", "view")
 
     def __init__(self, state: _DropIn, pool: Pool, conn: Any) -> None:
         self.state = state
         self.pool = pool
         self.conn = conn
         self.task: asyncio.Task[None] | None = None
-        self.finished = False
-        attrs = conn.__dict__
-        attrs["close"] = self.close
-        attrs["ensure_closed"] = self.ensure_closed
-        attrs["_mysqlpool_lease"] = self
+        conn_class: Any = type(conn)
+        view = object.__new__(_held_class(conn_class))
+        # Borg-style: both objects read and write one attribute dict, so the
+        # holder uses the very connection; a detach gives the view its own.
+        view.__dict__ = vars(conn)
+        view._mysqlpool_lease = self
+        self.view = view
+        state.out.add(self)
 
-    def _uninstall(self) -> None:
-        attrs = self.conn.__dict__
-        for name in _OVERRIDES:
-            # Only ours: never remove something the caller set meanwhile.
-            if name in attrs and getattr(attrs[name], "__self__", attrs[name]) is self:
-                del attrs[name]
-
-    def close(self) -> None:
-        """``conn.close()``: give the connection back to its pool (in a task)."""
-        caller = sys._getframe(1).f_globals
-        if any(caller is closer for closer in _CLOSERS):
-            # aiomysql gave up on it, or the pool terminates it: close the
-            # socket now, free the slot.
-            self._uninstall()
-            self.conn.close()
-        self.start(sys.exc_info()[1])
-
-    async def ensure_closed(self) -> None:
-        """``await conn.ensure_closed()``: give it back and wait until it is."""
-        await self.give_back(sys.exc_info()[1])
+    def detach(self) -> None:
+        """The holder's object stops reaching the connection: from now on it
+        is a closed aiomysql connection (``closed`` is True, statements raise
+        "Not connected", ``close()``/``ensure_closed()`` do nothing), whatever
+        happens to the connection with its next holder."""
+        view = self.view
+        if view._mysqlpool_lease is self:
+            view.__dict__ = {**vars(self.conn), **_driver_aiomysql.CLOSED_STATE}
+            view._mysqlpool_lease = None
 
     def start(self, exc: BaseException | None) -> None:
-        if self.task is not None or self.finished:
+        """Give the connection back, in a task (``close()`` is synchronous)."""
+        if self.task is not None:
             return
+        self.state.out.discard(self)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             # No loop to return it on (closed from sync code): close it for
             # real so no socket leaks; the pool frees the slot when it closes.
-            self.finished = True
-            self._uninstall()
+            self.task = _NO_TASK
             self.conn.close()
             return
-        task = loop.create_task(self._release(exc), name="mysqlpool drop-in return")
+        task = loop.create_task(
+            self.pool.release(self.conn, error=exc), name="mysqlpool drop-in return"
+        )
         self.task = task
         self.state.tasks.add(task)
         task.add_done_callback(self.state.task_done)
 
     async def give_back(self, exc: BaseException | None) -> None:
+        """Detach, give back, and wait until the pool has it."""
+        self.detach()
         self.start(exc)
-        if self.task is not None:
+        task = self.task
+        if task is not None and task is not _NO_TASK:
             # Shielded: a cancelled caller doesn't cut the return short.
-            await asyncio.shield(self.task)
+            await asyncio.shield(task)
 
-    async def _release(self, exc: BaseException | None) -> None:
-        self._uninstall()
-        self.finished = True
-        await self.pool.release(self.conn, error=exc)
+
+# The "task" of a lease whose connection was closed for want of a loop.
+_NO_TASK: Any = object()
+
+
+@functools.cache
+def _held_class(cls: Any) -> Any:
+    """The class of the objects holders get for connections of class ``cls``:
+    ``cls`` itself, except that ``close()`` and ``ensure_closed()`` give the
+    connection back, and a holder's object that is garbage collected
+    unclosed neither warns nor closes the pool's socket (aiomysql's
+    ``__del__`` would)."""
+
+    def close(self: Any) -> None:
+        lease: _Lease | None = self._mysqlpool_lease
+        if lease is None:
+            cls.close(self)  # closed, or returned: a no-op, as in aiomysql
+            return
+        exc = sys.exc_info()[1]
+        caller = sys._getframe(1).f_globals
+        if caller is _AIOMYSQL_CONNECTION:
+            # aiomysql gave up on it (lost, cancelled mid-reply): close the
+            # socket now and free the slot. The holder's object stays on the
+            # connection so aiomysql can finish its bookkeeping (the close
+            # reason the pool reads); its own close() detaches it later.
+            cls.close(self)
+            lease.start(exc)
+            return
+        lease.detach()
+        lease.start(exc)
+
+    async def ensure_closed(self: Any) -> None:
+        lease: _Lease | None = self._mysqlpool_lease
+        if lease is None:
+            await cls.ensure_closed(self)  # already closed: returns at once
+            return
+        await lease.give_back(sys.exc_info()[1])
+
+    def __del__(self: Any) -> None:
+        pass
+
+    namespace = {
+        "__slots__": ("_mysqlpool_lease",),
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "close": close,
+        "ensure_closed": ensure_closed,
+        "__del__": __del__,
+    }
+    return type(cls.__name__, (cls,), namespace)
 
 
 def _lease_of(conn: Any) -> _Lease | None:
-    lease = conn.__dict__.get("_mysqlpool_lease") if conn is not None else None
+    lease = getattr(conn, "_mysqlpool_lease", None)
     return lease if isinstance(lease, _Lease) else None
 
 
@@ -253,8 +308,7 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
         )
     pool = await state.manager.get_pool(params)
     conn = await pool.acquire()
-    _Lease(state, pool, conn)
-    return conn
+    return _Lease(state, pool, conn).view
 
 
 def _make_connect(state: _DropIn, original: Any) -> Any:
@@ -378,6 +432,10 @@ class _Disabled:
         if state is None:
             return
         await state.manager.close(timeout)
+        # Those still out were closed by the pools: their slots come back now
+        # (their holders' objects read as closed; a close() of theirs is a no-op).
+        for lease in list(state.out):
+            lease.start(None)
         while state.tasks:
             await asyncio.gather(*state.tasks, return_exceptions=True)
 

@@ -1,0 +1,139 @@
+"""Drop-in mode behaves like plain aiomysql (issue 13).
+
+Each test runs one body of ordinary aiomysql code twice, first with plain
+aiomysql, then under ``mysqlpool.enable()``, and compares what the code
+saw. The code knows nothing of mysqlpool; the pools are small
+(``pool_size=1``) so the second ``connect()`` reuses the first one's
+connection, where a leftover would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiomysql
+import pytest
+import pytest_asyncio
+
+import mysqlpool
+from mysqlpool import ConnectParams, PoolStats, parse_dsn
+from polling import until
+
+Body = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@pytest.fixture
+def kw(mysql_dsn: str) -> dict[str, Any]:
+    """Plain ``aiomysql.connect`` keywords for the test server."""
+    p: ConnectParams = parse_dsn(mysql_dsn)
+    return {"host": p.host, "port": p.port, "user": p.user, "password": p.password, "db": p.db}
+
+
+class SideBySide:
+    """Runs a body plain, then under drop-in mode; keeps the pools' stats."""
+
+    def __init__(self) -> None:
+        self.stats: list[PoolStats] = []
+
+    async def __call__(self, body: Body, kw: dict[str, Any], **options: Any) -> tuple[Any, Any]:
+        """``plain, pooled = await side_by_side(body, kw, **enable_options)``."""
+        plain = await body(kw)
+        options.setdefault("pool_size", 1)
+        options.setdefault("max_overflow", 0)
+        manager = mysqlpool.enable(**options)
+        try:
+            pooled = await body(kw)
+            await until(lambda: not return_tasks(), "returns finished")
+            self.stats = [pool.stats() for pool in manager.pools.values()]
+        finally:
+            await mysqlpool.disable().wait(timeout=5)
+        return plain, pooled
+
+
+def return_tasks() -> list[asyncio.Task[Any]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == "mysqlpool drop-in return" and not task.done()
+    ]
+
+
+@pytest_asyncio.fixture
+async def side_by_side() -> AsyncIterator[SideBySide]:
+    assert not mysqlpool.is_enabled()
+    try:
+        yield SideBySide()
+    finally:
+        await mysqlpool.disable().wait(timeout=5)
+
+
+async def select_one(conn: Any) -> Any:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT 1")
+        return await cur.fetchone()
+
+
+# ------------------------------------------------------ 1. a second close
+
+
+async def test_a_stale_second_close_never_touches_the_next_holder(
+    side_by_side: SideBySide, kw: dict[str, Any]
+) -> None:
+    async def body(kw: dict[str, Any]) -> Any:
+        a = await aiomysql.connect(**kw)
+        await a.ensure_closed()
+        b = await aiomysql.connect(**kw)  # the pool's only connection, again
+        a.close()  # a stray second close, through the first holder's reference
+        row = await select_one(b)
+        await a.ensure_closed()  # and another one
+        row_after = await select_one(b)
+        await b.ensure_closed()
+        return row, row_after, a.closed, b.closed
+
+    plain, pooled = await side_by_side(body, kw)
+    assert plain == pooled == ((1,), (1,), True, True)
+
+
+async def test_closing_twice_never_cuts_the_reset_short(
+    side_by_side: SideBySide, kw: dict[str, Any]
+) -> None:
+    async def body(kw: dict[str, Any]) -> Any:
+        seen = []
+        for _ in range(3):
+            conn = await aiomysql.connect(**kw)
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT @marker")
+                    (before,) = await cur.fetchone()
+                    await cur.execute("SET @marker = 1")
+                conn.close()
+                await asyncio.sleep(0)  # other work, while a return would run
+                seen.append(before)
+            finally:
+                conn.close()  # closed again, by the code's own cleanup
+        async with aiomysql.connect(**kw) as conn:
+            seen.append(await select_one(conn))
+            await conn.ensure_closed()  # and the context manager closes it again
+        return seen
+
+    plain, pooled = await side_by_side(body, kw)
+    assert plain == pooled == [None, None, None, (1,)]
+    [stats] = side_by_side.stats
+    assert (stats.opened, stats.discarded) == (1, 0)  # one connection, reset each time
+
+
+async def test_a_returned_connection_refuses_statements_as_a_closed_one_does(
+    side_by_side: SideBySide, kw: dict[str, Any]
+) -> None:
+    async def body(kw: dict[str, Any]) -> Any:
+        conn = await aiomysql.connect(**kw)
+        cur = await conn.cursor()
+        await conn.ensure_closed()
+        with pytest.raises(aiomysql.InterfaceError) as caught:
+            await cur.execute("SELECT 1")
+        return conn.closed, str(caught.value)
+
+    plain, pooled = await side_by_side(body, kw)
+    assert plain == pooled == (True, "(0, 'Not connected')")

@@ -16,6 +16,7 @@ from typing import Any
 import aiomysql
 import pytest
 import pytest_asyncio
+from pymysql.constants import CLIENT
 
 import mysqlpool
 from mysqlpool import ConnectParams, PoolStats, parse_dsn
@@ -137,3 +138,49 @@ async def test_a_returned_connection_refuses_statements_as_a_closed_one_does(
 
     plain, pooled = await side_by_side(body, kw)
     assert plain == pooled == (True, "(0, 'Not connected')")
+
+
+# ------------------------------------------- 4. an error raised mid-reply
+
+
+async def refused_load_data_local(conn: Any) -> None:
+    """``LOAD DATA LOCAL`` on a connection that announced LOCAL_FILES but
+    refuses to send the file (``local_infile=False``): aiomysql raises
+    RuntimeError part-way through the reply, the server waits for data."""
+    async with conn.cursor() as cur:
+        await cur.execute("CREATE TEMPORARY TABLE IF NOT EXISTS t_infile (a INT)")
+        await cur.execute("LOAD DATA LOCAL INFILE '/nonexistent' INTO TABLE t_infile")
+
+
+async def test_an_error_raised_mid_reply_never_stalls_the_next_connect(
+    side_by_side: SideBySide, kw: dict[str, Any]
+) -> None:
+    kw = {**kw, "client_flag": CLIENT.LOCAL_FILES}
+
+    async def close_in_finally(kw: dict[str, Any]) -> None:
+        conn = await aiomysql.connect(**kw)
+        try:
+            await refused_load_data_local(conn)
+        finally:
+            conn.close()
+
+    async def leave_async_with(kw: dict[str, Any]) -> None:
+        async with aiomysql.connect(**kw) as conn:
+            await refused_load_data_local(conn)
+
+    async def body(kw: dict[str, Any]) -> Any:
+        seen = []
+        for fails in (close_in_finally, leave_async_with):
+            with pytest.raises(RuntimeError) as caught:
+                await fails(kw)
+            seen.append(str(caught.value))
+            # With the pool's only connection stuck in a reset, this waits.
+            async with aiomysql.connect(**kw) as conn:
+                seen.append(await select_one(conn))
+        return seen
+
+    plain, pooled = await side_by_side(body, kw, timeout=5)
+    refused = "**WARN**: Received LOAD_LOCAL packet but local_infile option is false."
+    assert plain == pooled == [refused, (1,)] * 2
+    [stats] = side_by_side.stats
+    assert stats.discarded == 2

@@ -106,6 +106,13 @@ class Driver(Protocol):
     def error_code(self, exc: BaseException | None) -> int | None:
         """The server or client error number ``exc`` carries, if it is a driver error."""
 
+    def raised_mid_reply(self, exc: BaseException) -> bool:
+        """``exc`` came out of the driver while it was reading a reply, and is
+        not the server's error reply (which ends a reply): the rest of the
+        reply may still be on its way (aiomysql's ``RuntimeError`` for a
+        refused ``LOAD DATA LOCAL``, a converter failing on a row, a client
+        error), so the protocol state is unknown."""
+
     async def ping(self, conn: Any) -> None:
         """COM_PING, never reconnecting: a dead connection raises."""
 
@@ -151,10 +158,14 @@ def driver_for(params: ConnectParams) -> Driver:
 def unknown_after(driver: Driver, error: BaseException) -> str | None:
     """Why ``error``, raised through a holder's use of a connection, leaves
     its protocol state unknown, or None when it doesn't: a lost connection,
-    or an interruption (cancellation, timeout) that may have left a reply
-    half read."""
+    an interruption (cancellation, timeout) that may have left a reply half
+    read, or an error the driver raised while reading a reply. An SQL error
+    the server replied with, or an error of the holder's own code, leaves it
+    known: the connection is reset or rolled back and reused."""
     if driver.is_connection_lost(error):
         return f"connection lost ({type(error).__name__})"
     if isinstance(error, INTERRUPTIONS) or not isinstance(error, Exception):
         return f"holder interrupted ({type(error).__name__})"
+    if driver.raised_mid_reply(error):
+        return f"raised mid-reply ({type(error).__name__})"
     return None

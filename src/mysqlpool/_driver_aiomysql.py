@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 import aiomysql
+import aiomysql.connection
 import pymysql
 from aiomysql.connection import DEFAULT_CHARSET
 from pymysql.charset import charset_by_name
@@ -42,6 +43,9 @@ CONNECTION_LOSS_CODES = frozenset({1053, 1927, 2006, 2013, 2014, 2045, 2055, 403
 # PyMySQL raises these with a message instead of a numeric code.
 _LOSS_MESSAGES = ("Not connected", "Packet sequence number wrong", "Cancelled during execution")
 
+# Client error codes (CR_*): raised by the client library, not sent by the server.
+_CLIENT_ERRORS = (2000, 3000)
+_AIOMYSQL_CONNECTION = vars(aiomysql.connection)
 _CR_SSL_CONNECTION_ERROR = 2026  # the client error code for a failed TLS set-up
 _CR_AUTH_PLUGIN_ERROR = 2059  # the client error code for an authentication plugin refused
 _CLEARTEXT_REFUSED = (
@@ -168,6 +172,20 @@ class AiomysqlDriver:
         if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
             return exc.args[0]
         return None
+
+    def raised_mid_reply(self, exc: BaseException) -> bool:
+        code = self.error_code(exc)
+        if code is not None and not _CLIENT_ERRORS[0] <= code < _CLIENT_ERRORS[1]:
+            return False  # the server's error packet: the reply ended with it
+        # aiomysql reads every reply in its connection module, in functions
+        # named for it (_read_packet, read, _read_query_result...).
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_globals is _AIOMYSQL_CONNECTION and "read" in frame.f_code.co_name:
+                return True
+            tb = tb.tb_next
+        return False
 
     async def ping(self, conn: Any) -> None:
         await conn.ping(reconnect=False)

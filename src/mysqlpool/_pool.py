@@ -37,7 +37,7 @@ from ._background import SideTasks, join_stopped, kill_query
 from ._clock import MONOTONIC, Clock, wait_until
 from ._config import PoolOptions, ResetMode, check_seconds
 from ._connector import Connector
-from ._deadline import DeadlineExceeded, bounded
+from ._deadline import DeadlineExceeded, bounded, return_limit, within
 from ._driver import (
     CLEAN,
     CLOSED,
@@ -601,10 +601,18 @@ class Pool:
         conn = entry.conn
         try:
             if self._reset_mode == "rollback":
-                await self._driver.rollback(conn)
+                reset = self._driver.rollback(conn)
             else:
-                await self._driver.reset_session(conn, self._params, self._init)
+                reset = self._driver.reset_session(conn, self._params, self._init)
+            await within(reset, return_limit(self._timeout))
             entry.checkout_marker = self._driver.probe(conn)  # after the reset's statements
+        except (asyncio.TimeoutError, TimeoutError):
+            reason = "reset timed out"
+            logger.info(
+                "pool %s: discarded a connection whose reset took over %s s",
+                self._name,
+                return_limit(self._timeout),
+            )
         except Exception as reset_error:
             reason = "reset failed"
             logger.info(

@@ -10,6 +10,7 @@ connection, where a leftover would show.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -138,6 +139,46 @@ async def test_a_returned_connection_refuses_statements_as_a_closed_one_does(
 
     plain, pooled = await side_by_side(body, kw)
     assert plain == pooled == (True, "(0, 'Not connected')")
+
+
+# ------------------------------------ 2. no trace of the pool's statements
+
+
+async def last_statement(conn: Any) -> tuple[Any, Any, Any]:
+    """What code reads of its connection's last statement, before running any."""
+    insert_id, affected = conn.insert_id(), conn.affected_rows()
+    async with conn.cursor() as cur:
+        await cur.execute("SHOW WARNINGS")
+        warnings = await cur.fetchall()
+    return insert_id, affected, warnings
+
+
+@pytest.mark.parametrize("reset_on_return", ["reset", "rollback"])
+async def test_right_after_connect_no_statement_shows(
+    side_by_side: SideBySide, kw: dict[str, Any], reset_on_return: str
+) -> None:
+    async def body(kw: dict[str, Any]) -> Any:
+        seen: list[Any] = []
+        for autocommit in (False, True, False):
+            conn = await aiomysql.connect(**kw, autocommit=autocommit)
+            seen.append(await last_statement(conn))
+            async with conn.cursor() as cur:
+                await cur.execute("CREATE TEMPORARY TABLE t_ids (a INT AUTO_INCREMENT PRIMARY KEY)")
+                await cur.execute("INSERT INTO t_ids VALUES (NULL), (NULL)")
+                seen.append((conn.insert_id(), conn.affected_rows()))
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    await cur.execute("SELECT CAST('x' AS INT)")  # a warning...
+                seen.append([str(w.message) for w in caught])
+                await cur.execute("DROP TEMPORARY TABLE t_ids")
+            await conn.ensure_closed()  # ...the next connect must not see
+        return seen
+
+    # recycle="auto" (the default) reads wait_timeout on the new connection;
+    # pre_ping=0 pings it at every checkout.
+    plain, pooled = await side_by_side(body, kw, reset_on_return=reset_on_return, pre_ping=0.0)
+    assert plain == pooled
+    assert plain[0] == (0, 0, ())
 
 
 # ------------------------------------------- 4. an error raised mid-reply

@@ -188,10 +188,18 @@ class AiomysqlDriver:
         return False
 
     async def ping(self, conn: Any) -> None:
+        last = _last_results(conn)
         await conn.ping(reconnect=False)
+        _restore_results(conn, last)
 
     async def rollback(self, conn: Any) -> None:
         await conn.rollback()
+        _restore_results(conn, _NO_RESULTS)  # as a new connection's
+
+    def forget_results(self, conn: Any) -> None:
+        """The connection's last-statement results (``insert_id()``,
+        ``affected_rows()``) as a new connection's."""
+        _restore_results(conn, _NO_RESULTS)
 
     async def reset_connection(self, conn: Any) -> None:
         await conn._execute_command(_COM_RESET_CONNECTION, b"")
@@ -220,6 +228,7 @@ class AiomysqlDriver:
             await conn.query(params.init_command)
         if init is not None:
             await init(conn)
+        _restore_results(conn, _NO_RESULTS)  # as a new connection's
 
     async def kill_query(self, params: ConnectParams, thread_id: int, timeout: float) -> None:
         conn = await within(self.connect(params, None), timeout)
@@ -229,17 +238,11 @@ class AiomysqlDriver:
             self.close(conn, graceful=True)
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        # A plain cursor whatever cursorclass the caller configured (DictCursor...).
-        async with conn.cursor(aiomysql.Cursor) as cur:
-            await cur.execute("SELECT @@SESSION.wait_timeout")
-            row = await cur.fetchone()
+        (row,) = await _rows_unseen(conn, "SELECT @@SESSION.wait_timeout")
         return float(row[0])
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        # A plain cursor whatever cursorclass the caller configured (DictCursor...).
-        async with conn.cursor(aiomysql.Cursor) as cur:
-            await cur.execute(statement)
-            rows = await cur.fetchall()
+        rows = await _rows_unseen(conn, statement)
         return {str(name).lower(): str(value) for name, value in rows}
 
     def close(self, conn: Any, *, graceful: bool) -> None:
@@ -254,6 +257,31 @@ class AiomysqlDriver:
 
     def __repr__(self) -> str:
         return "<driver aiomysql>"
+
+
+# What aiomysql keeps of the last statement (for insert_id(), affected_rows()
+# and the OK packet's message), and its values on a new connection.
+_NO_RESULTS = (None, 0)
+
+
+def _last_results(conn: Any) -> tuple[Any, int]:
+    return conn._result, conn._affected_rows
+
+
+def _restore_results(conn: Any, results: tuple[Any, int]) -> None:
+    conn._result, conn._affected_rows = results
+
+
+async def _rows_unseen(conn: Any, statement: str) -> Any:
+    """The rows of a statement the pool runs for itself, leaving the
+    connection's last results as they were: the holder must not see it."""
+    last = _last_results(conn)
+    # A plain cursor whatever cursorclass the caller configured (DictCursor...).
+    async with conn.cursor(aiomysql.Cursor) as cur:
+        await cur.execute(statement)
+        rows = await cur.fetchall()
+    _restore_results(conn, last)
+    return rows
 
 
 #: The one instance: the driver keeps no state of its own.

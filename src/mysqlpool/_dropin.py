@@ -308,6 +308,8 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
         )
     pool = await state.manager.get_pool(params)
     conn = await pool.acquire()
+    # As aiomysql.connect's: no last statement (insert_id() is 0).
+    _driver_aiomysql.AIOMYSQL.forget_results(conn)
     return _Lease(state, pool, conn).view
 
 

@@ -181,6 +181,37 @@ async def test_right_after_connect_no_statement_shows(
     assert plain[0] == (0, 0, ())
 
 
+# ----------------------------- 3. a reset restores what connect() opened
+
+
+async def session_of(conn: Any) -> tuple[Any, ...]:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT DATABASE(), @@character_set_client")
+        row = await cur.fetchone()
+    return (*row, conn.charset)
+
+
+async def test_settings_from_an_option_file_are_restored_on_reuse(
+    side_by_side: SideBySide, kw: dict[str, Any], option_file: str, databases: tuple[str, str]
+) -> None:
+    login = {key: value for key, value in kw.items() if key != "db"}
+
+    async def body(kw: dict[str, Any]) -> Any:
+        seen = []
+        for _ in range(2):
+            conn = await aiomysql.connect(**login, read_default_file=option_file)
+            seen.append(await session_of(conn))
+            await conn.select_db(databases[1])
+            await conn.set_charset("utf8mb4")
+            await conn.ensure_closed()
+        return seen
+
+    plain, pooled = await side_by_side(body, kw)
+    assert plain == pooled == [(databases[0], "latin1", "latin1")] * 2
+    [stats] = side_by_side.stats
+    assert stats.opened == 1
+
+
 # ------------------------------------------- 4. an error raised mid-reply
 
 

@@ -78,6 +78,13 @@ class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
     refused unless the connection is encrypted or a local unix socket.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the connection is opened with, option files
+        # (read_default_file) included: what a reset restores.
+        self._mysqlpool_db: str | None = self._db or None
+        self._mysqlpool_charset: str = self._charset
+
     def _clear_password_refused(self) -> bool:
         encrypted = self._writer is not None and self._writer.get_extra_info("ssl_object")
         return not encrypted and not self._unix_socket
@@ -212,15 +219,28 @@ class AiomysqlDriver:
         # prepared statements and returns every session variable to its
         # global value, but keeps the current database.
         await self.reset_connection(conn)
-        if params.db is not None:
-            await conn.select_db(params.db)
-        # The configured values, not the driver's current ones: the holder may
-        # have changed those through conn.set_charset() or conn.autocommit().
-        charset = params.charset or DEFAULT_CHARSET
+        # What the connection was opened with (an option file's values
+        # included), not the driver's current values: the holder may have
+        # changed those through conn.set_charset() or conn.autocommit().
+        db, charset = _opened_with(conn, params)
+        if db is not None:
+            await conn.select_db(db)
         assignments = [f"NAMES {conn.escape(charset)}", f"autocommit={int(params.autocommit)}"]
         if params.sql_mode is not None:
             assignments.append(f"sql_mode={conn.escape(params.sql_mode)}")
-        await conn.query("SET " + ", ".join(assignments))
+        statement = "SET " + ", ".join(assignments)
+        if db is None:
+            # No statement unselects a database: one the holder selected
+            # (select_db(), USE) means the connection can't be as new.
+            await conn.query(statement + "; SELECT DATABASE()")
+            await conn.next_result()
+            ((selected,),) = conn._result.rows
+            if selected is not None:
+                raise pymysql.err.InterfaceError(
+                    0, "a database was selected on a connection opened without one"
+                )
+        else:
+            await conn.query(statement)
         conn._charset = charset
         conn._encoding = charset_by_name(charset).encoding
         conn.autocommit_mode = params.autocommit
@@ -257,6 +277,13 @@ class AiomysqlDriver:
 
     def __repr__(self) -> str:
         return "<driver aiomysql>"
+
+
+def _opened_with(conn: Any, params: ConnectParams) -> tuple[str | None, str]:
+    """The database and character set ``conn`` was opened with."""
+    if isinstance(conn, PooledConnection):
+        return conn._mysqlpool_db, conn._mysqlpool_charset
+    return params.db, params.charset or DEFAULT_CHARSET
 
 
 # What aiomysql keeps of the last statement (for insert_id(), affected_rows()

@@ -10,16 +10,20 @@ connection, where a leftover would show.
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiomysql
+import pymysql
 import pytest
 import pytest_asyncio
 from pymysql.constants import CLIENT
 
 import mysqlpool
+from conftest import Admin
 from mysqlpool import ConnectParams, PoolStats, parse_dsn
 from polling import until
 
@@ -256,3 +260,46 @@ async def test_an_error_raised_mid_reply_never_stalls_the_next_connect(
     assert plain == pooled == [refused, (1,)] * 2
     [stats] = side_by_side.stats
     assert stats.discarded == 2
+
+
+# ------------------------------------------------- 5. TLS not offered
+
+
+@pytest.fixture
+async def no_tls(admin: Admin) -> ssl.SSLContext:
+    """A TLS context for the test server, which must offer no TLS."""
+    if await admin.scalar("SELECT @@have_ssl") == "YES":
+        pytest.skip("the test server offers TLS; these tests need one that doesn't")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def cipher_of(kw: dict[str, Any]) -> Any:
+    async with aiomysql.connect(**kw) as conn, conn.cursor() as cur:
+        await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        return await cur.fetchone()
+
+
+async def test_tls_given_but_not_offered_is_refused_unless_plaintext_is_allowed(
+    side_by_side: SideBySide,
+    kw: dict[str, Any],
+    no_tls: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kw = {**kw, "ssl": no_tls}
+    assert await cipher_of(kw) == ("Ssl_cipher", "")  # plain aiomysql: in clear, silently
+
+    mysqlpool.enable()
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        await cipher_of(kw)
+    assert refused.value.args[0] == 2026
+    assert "ssl_allow_plaintext=True" in refused.value.args[1]
+    await mysqlpool.disable()
+
+    plain, pooled = await side_by_side(cipher_of, kw, ssl_allow_plaintext=True)
+    assert plain == pooled == ("Ssl_cipher", "")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("ssl_allow_plaintext=True" in message for message in warned)
+    assert any("offers no TLS; connected in plaintext" in message for message in warned)

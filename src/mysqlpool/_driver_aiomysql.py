@@ -118,11 +118,20 @@ class AiomysqlDriver:
             await conn._connect()
             if params.ssl is not None and conn._writer.get_extra_info("ssl_object") is None:
                 # aiomysql quietly goes on in plaintext when the server offers
-                # no TLS; a caller who configured TLS must not send data in clear.
-                raise pymysql.err.OperationalError(
-                    _CR_SSL_CONNECTION_ERROR,
-                    "TLS was configured but the server did not negotiate it; "
-                    "refusing a plaintext connection",
+                # no TLS; a caller who configured TLS must not send data in
+                # clear, unless they said so.
+                if not params.ssl_allow_plaintext:
+                    raise pymysql.err.OperationalError(
+                        _CR_SSL_CONNECTION_ERROR,
+                        "TLS was configured but the server did not negotiate it; "
+                        "refusing a plaintext connection (ssl_allow_plaintext=True "
+                        "would go on in plaintext)",
+                    )
+                logger.warning(
+                    "mysqlpool: %s:%s offers no TLS; connected in plaintext as "
+                    "ssl_allow_plaintext=True allows",
+                    conn.host,
+                    conn.port,
                 )
             if init is not None:
                 await init(conn)

@@ -108,6 +108,7 @@ class _DropIn:
     def __init__(self, options: dict[str, Any], manager: PoolManager) -> None:
         self.options = options
         self.manager = manager
+        self.ssl_allow_plaintext = False
         self.originals: dict[tuple[ModuleType, str], Any] = {}
         self.patched: Any = None
         self.active = True
@@ -297,6 +298,8 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
             item if ":" in item else (item, default_port) for item in host.split(",")
         ]
         del kwargs["host"]
+    if state.ssl_allow_plaintext and kwargs.get("ssl"):
+        kwargs["ssl_allow_plaintext"] = True
     params = ConnectParams(**kwargs)
     loop = asyncio.get_running_loop()
     if state.loop is None:
@@ -330,7 +333,11 @@ def _make_connect(state: _DropIn, original: Any) -> Any:
 
 
 def enable(
-    pool_size: int = 5, recycle: float | Literal["auto"] | None = "auto", **pool_options: Any
+    pool_size: int = 5,
+    recycle: float | Literal["auto"] | None = "auto",
+    *,
+    ssl_allow_plaintext: bool = False,
+    **pool_options: Any,
 ) -> PoolManager:
     """Make ``aiomysql.connect`` check connections out of pools.
 
@@ -345,6 +352,12 @@ def enable(
         pool_size, recycle, pool_options: as :class:`Pool` takes them, for
             every pool. ``reset_on_return`` defaults to ``"reset"`` here, so
             each ``connect()`` gets a session as fresh as a new connection's.
+        ssl_allow_plaintext: a ``connect(ssl=...)`` to a server that offers
+            no TLS is refused by default (``OperationalError`` 2026,
+            "refusing a plaintext connection"), where plain aiomysql
+            silently goes on in plaintext. True gets aiomysql's behaviour
+            back: such connections are made in plaintext, and a warning is
+            logged (now, and for each such connection).
 
     Returns:
         The :class:`PoolManager` behind it (for ``stats()``).
@@ -359,14 +372,25 @@ def enable(
     global _state
     options: dict[str, Any] = {"pool_size": pool_size, "recycle": recycle, **pool_options}
     options.setdefault("reset_on_return", "reset")
+    if not isinstance(ssl_allow_plaintext, bool):
+        raise TypeError(
+            "enable(): ssl_allow_plaintext must be a bool, "
+            f"got {type(ssl_allow_plaintext).__name__}"
+        )
     if _state is not None:
-        if options != _state.options:
+        if options != _state.options or ssl_allow_plaintext != _state.ssl_allow_plaintext:
             raise RuntimeError(
                 "mysqlpool drop-in mode is already enabled with other options; "
                 "call mysqlpool.disable() first"
             )
         return _state.manager
     state = _DropIn(options, PoolManager(**options))  # validates the options
+    state.ssl_allow_plaintext = ssl_allow_plaintext
+    if ssl_allow_plaintext:
+        logger.warning(
+            "mysqlpool drop-in: ssl_allow_plaintext=True: a connect(ssl=...) to a "
+            "server without TLS goes on in plaintext, as plain aiomysql does"
+        )
     # ConnectParams reads aiomysql.connect's signature once: read the real one.
     aiomysql_keyword_defaults()
     original = aiomysql.connection.connect

@@ -10,10 +10,13 @@ connection, where a leftover would show.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import secrets
 import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiomysql
@@ -303,3 +306,339 @@ async def test_tls_given_but_not_offered_is_refused_unless_plaintext_is_allowed(
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("ssl_allow_plaintext=True" in message for message in warned)
     assert any("offers no TLS; connected in plaintext" in message for message in warned)
+
+
+# ------------------------------------ a body of ordinary aiomysql usage
+# Each body is code as an aiomysql user writes it; what it returns is what
+# the code saw. Under drop-in mode it must see exactly what it sees plain.
+
+
+@pytest_asyncio.fixture
+async def names(admin: Admin) -> AsyncIterator[dict[str, str]]:
+    """A table and a procedure of the test's own, dropped after it."""
+    token = secrets.token_hex(3)
+    made = {"table": f"mp_parity_t_{token}", "procedure": f"mp_parity_p_{token}"}
+    await admin.scalar(
+        f"CREATE TABLE {made['table']} (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))"
+        " ENGINE=InnoDB"
+    )
+    await admin.scalar(
+        f"CREATE PROCEDURE {made['procedure']}(IN a INT, OUT doubled INT)"
+        " BEGIN SELECT a AS first; SELECT a + 1 AS second; SET doubled = a * 2; END"
+    )
+    try:
+        yield made
+    finally:
+        await admin.scalar(f"DROP PROCEDURE IF EXISTS {made['procedure']}")
+        await admin.scalar(f"DROP TABLE IF EXISTS {made['table']}")
+
+
+def connection_facts(conn: Any) -> tuple[Any, ...]:
+    """What code may read off a connection without a statement (no thread id:
+    plain connections are new ones)."""
+    return (
+        conn.closed,
+        conn.db,
+        conn.charset,
+        conn.encoding,
+        conn.host,
+        conn.port,
+        conn.user,
+        conn.get_autocommit(),
+        conn.insert_id(),
+        conn.affected_rows(),
+        conn.escape("it's"),
+        conn.literal(1.5),
+        # A subclass under drop-in mode (the pool's), so not type(conn).
+        isinstance(conn, aiomysql.Connection),
+    )
+
+
+async def every_kind_of_cursor(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    seen: list[Any] = []
+    query = "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y' UNION ALL SELECT 3, 'z'"
+    conn = await aiomysql.connect(**kw)
+    seen.append(connection_facts(conn))
+    for cls in (aiomysql.Cursor, aiomysql.DictCursor, aiomysql.SSCursor, aiomysql.SSDictCursor):
+        async with conn.cursor(cls) as cur:
+            await cur.execute(query)
+            seen.append((cls.__name__, [d[0] for d in cur.description]))
+            seen.append(await cur.fetchone())
+            seen.append(await cur.fetchmany(1))
+            seen.append(await cur.fetchall())
+            seen.append(cur.rowcount if cls in (aiomysql.Cursor, aiomysql.DictCursor) else None)
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT %s, %s", (1, "two"))
+        seen.append([row async for row in cur])
+        seen.append(cur.mogrify("SELECT %(x)s", {"x": "it's"}))
+    conn.close()
+    seen.append(connection_facts(conn))
+    # cursorclass given to connect()
+    dicts = {**kw, "cursorclass": aiomysql.DictCursor}
+    async with aiomysql.connect(**dicts) as conn, conn.cursor() as cur:
+        await cur.execute(query)
+        seen.append(await cur.fetchall())
+    return seen
+
+
+async def writes_and_their_counts(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    table = names["table"]
+    seen: list[Any] = []
+    async with aiomysql.connect(**kw, autocommit=True) as conn:
+        seen.append(connection_facts(conn))
+        async with conn.cursor() as cur:
+            await cur.execute(f"TRUNCATE TABLE {table}")  # ids from 1, whichever run
+            seen.append(await cur.executemany(
+                f"INSERT INTO {table} (v) VALUES (%s)", [("a",), ("b",), ("c",)]
+            ))
+            seen.append((cur.rowcount, cur.lastrowid, conn.insert_id(), conn.affected_rows()))
+            seen.append(await cur.execute(f"UPDATE {table} SET v = 'B' WHERE v = 'b'"))
+            seen.append((cur.rowcount, conn.affected_rows()))
+            seen.append(await cur.execute(f"UPDATE {table} SET v = 'B' WHERE v = 'B'"))
+            seen.append(conn.affected_rows())  # matched, not changed
+            await cur.execute(f"SELECT v FROM {table} ORDER BY id")
+            seen.append(await cur.fetchall())
+            await cur.execute(f"DELETE FROM {table}")
+            seen.append(cur.rowcount)
+    return seen
+
+
+async def procedures_and_several_results(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    seen: list[Any] = []
+    async with aiomysql.connect(**kw) as conn, conn.cursor() as cur:
+        seen.append(await cur.callproc(names["procedure"], (20, 0)))
+        seen.append(await cur.fetchall())
+        while await cur.nextset():
+            seen.append(await cur.fetchall())
+        await cur.execute(f"SELECT @_{names['procedure']}_1")
+        seen.append(await cur.fetchone())
+        await cur.execute("SELECT 1; SELECT 2, 3")
+        seen.append(await cur.fetchall())
+        seen.append(await cur.nextset())
+        seen.append(await cur.fetchall())
+        seen.append(await cur.nextset())
+    return seen
+
+
+async def streaming(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    seen: list[Any] = []
+    async with aiomysql.connect(**kw) as conn, conn.cursor(aiomysql.SSCursor) as cur:
+        await cur.execute("SELECT seq FROM seq_1_to_5000")
+        total = count = 0
+        while (row := await cur.fetchone()) is not None:
+            total += row[0]
+            count += 1
+        seen.append((count, total))
+    # Code that stops reading half-way and closes the connection.
+    conn = await aiomysql.connect(**kw)
+    cur = await conn.cursor(aiomysql.SSCursor)
+    await cur.execute("SELECT seq FROM seq_1_to_5000")
+    seen.append(await cur.fetchmany(3))
+    conn.close()
+    async with aiomysql.connect(**kw) as conn:
+        seen.append(await select_one(conn))
+    return seen
+
+
+async def load_data_local(kw: dict[str, Any], names: dict[str, str], path: str) -> Any:
+    table = names["table"]
+    seen: list[Any] = []
+    local = {**kw, "local_infile": True, "autocommit": True}
+    async with aiomysql.connect(**local) as conn, conn.cursor() as cur:
+        await cur.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} (v)", (path,))
+        seen.append((cur.rowcount, conn.affected_rows()))
+        await cur.execute(f"SELECT v FROM {table} ORDER BY id")
+        seen.append(await cur.fetchall())
+        await cur.execute(f"DELETE FROM {table}")
+    return seen
+
+
+async def session_changes_stay_with_their_connect(
+    kw: dict[str, Any], names: dict[str, str]
+) -> Any:
+    seen: list[Any] = []
+    session = "SELECT DATABASE(), @@character_set_client, @@autocommit, @v, @@session.time_zone"
+    for _ in range(2):
+        conn = await aiomysql.connect(**kw)
+        async with conn.cursor() as cur:
+            await cur.execute(session)
+            seen.append(await cur.fetchone())
+            seen.append(connection_facts(conn))
+            await conn.select_db("information_schema")
+            await conn.set_charset("latin1")
+            await conn.autocommit(True)
+            seen.append((conn.get_autocommit(), conn.charset, conn.encoding))
+            await cur.execute("SET @v = 7, time_zone = '+03:00'")
+            # Fails the second time round if the first one's is still there.
+            await cur.execute(f"CREATE TEMPORARY TABLE {kw['db']}.t_session (a INT)")
+            await cur.execute(session)
+            seen.append(await cur.fetchone())
+        await conn.ensure_closed()
+    return seen
+
+
+async def transactions(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    table = names["table"]
+    seen: list[Any] = []
+
+    async def visible(v: str) -> Any:
+        async with aiomysql.connect(**kw, autocommit=True) as other, other.cursor() as cur:
+            await cur.execute(f"SELECT COUNT(*) FROM {table} WHERE v = %s", (v,))
+            return await cur.fetchone()
+
+    conn = await aiomysql.connect(**kw)
+    cur = await conn.cursor()
+    await conn.begin()
+    await cur.execute(f"INSERT INTO {table} (v) VALUES ('rolled back')")
+    await conn.rollback()
+    await conn.begin()
+    await cur.execute(f"INSERT INTO {table} (v) VALUES ('committed')")
+    await conn.commit()
+    await cur.execute(f"INSERT INTO {table} (v) VALUES ('left open')")
+    seen.append(conn.get_transaction_status())
+    await cur.close()
+    conn.close()  # closed with a transaction open: it never commits
+    seen.append(await visible("rolled back"))
+    seen.append(await visible("committed"))
+    seen.append(await visible("left open"))
+    async with aiomysql.connect(**kw) as conn:
+        seen.append(conn.get_transaction_status())
+        await conn.autocommit(True)
+        async with conn.cursor() as cur:
+            await cur.execute(f"INSERT INTO {table} (v) VALUES ('autocommitted')")
+    seen.append(await visible("autocommitted"))
+    async with aiomysql.connect(**kw, autocommit=True) as conn, conn.cursor() as cur:
+        await cur.execute(f"DELETE FROM {table}")
+    return seen
+
+
+async def ping_and_warnings(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    seen: list[Any] = []
+    async with aiomysql.connect(**kw) as conn:
+        seen.append(await conn.ping())
+        seen.append(await conn.ping(reconnect=False))
+        async with conn.cursor() as cur:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                await cur.execute("SELECT CAST('1x' AS INT)")
+            seen.append([(w.category.__name__, str(w.message)) for w in caught])
+            seen.append(await cur.fetchall())
+            seen.append(await conn.show_warnings())
+    async with aiomysql.connect(**kw) as conn:
+        seen.append(await conn.show_warnings())
+        seen.append(connection_facts(conn))
+    return seen
+
+
+async def errors_inside_async_with(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    seen: list[Any] = []
+    for error in (ValueError("the code's own"), None):
+        try:
+            async with aiomysql.connect(**kw) as conn:
+                async with conn.cursor() as cur:
+                    await cur.execute("SET @in_with = 1")
+                if error is not None:
+                    raise error
+                await select_one(conn)
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT * FROM no_such_table_parity")
+        except (ValueError, pymysql.err.ProgrammingError) as exc:
+            seen.append((type(exc).__name__, str(exc)))
+        seen.append(conn.closed)
+
+    async def divide_by_zero(conn: Any) -> None:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT @in_with")
+            seen.append(await cur.fetchone())
+            seen.append(1 / 0)
+
+    try:
+        async with await aiomysql.connect(**kw) as conn:  # the connection's own async with
+            await divide_by_zero(conn)
+    except ZeroDivisionError as exc:
+        seen.append(str(exc))
+    seen.append(conn.closed)
+    async with aiomysql.connect(**kw) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT @in_with")
+        seen.append(await cur.fetchone())
+    return seen
+
+
+async def option_files(kw: dict[str, Any], names: dict[str, str], path: str) -> Any:
+    login = {key: value for key, value in kw.items() if key != "db"}
+    seen: list[Any] = []
+    for group in (None, "mysqlpool_parity"):
+        async with aiomysql.connect(
+            **login, read_default_file=path, read_default_group=group
+        ) as conn:
+            seen.append(await session_of(conn))
+            seen.append(connection_facts(conn))
+            await conn.select_db("information_schema")
+    return seen
+
+
+async def double_close(kw: dict[str, Any], names: dict[str, str]) -> Any:
+    seen: list[Any] = []
+    conn = await aiomysql.connect(**kw)
+    conn.close()
+    conn.close()
+    seen.append(conn.closed)
+    conn = await aiomysql.connect(**kw)
+    await conn.ensure_closed()
+    await conn.ensure_closed()
+    conn.close()
+    seen.append(conn.closed)
+    async with aiomysql.connect(**kw) as conn:
+        await conn.ensure_closed()
+    seen.append(conn.closed)
+    async with aiomysql.connect(**kw) as conn:
+        seen.append(await select_one(conn))
+    return seen
+
+
+USAGE = [
+    every_kind_of_cursor,
+    writes_and_their_counts,
+    procedures_and_several_results,
+    streaming,
+    session_changes_stay_with_their_connect,
+    transactions,
+    ping_and_warnings,
+    errors_inside_async_with,
+    double_close,
+]
+
+
+@pytest.mark.parametrize("usage", USAGE, ids=[usage.__name__ for usage in USAGE])
+async def test_ordinary_usage_sees_the_same_results(
+    side_by_side: SideBySide,
+    kw: dict[str, Any],
+    names: dict[str, str],
+    usage: Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]],
+) -> None:
+    async def body(kw: dict[str, Any]) -> Any:
+        return await usage(kw, names)
+
+    plain, pooled = await side_by_side(body, kw)
+    assert pooled == plain
+
+
+async def test_load_data_local_sees_the_same_results(
+    side_by_side: SideBySide, kw: dict[str, Any], names: dict[str, str], tmp_path: Path
+) -> None:
+    data = tmp_path / "rows.txt"
+    data.write_text("one\ntwo\nthree\n")
+    body = functools.partial(load_data_local, names=names, path=str(data))
+    plain, pooled = await side_by_side(body, kw)
+    assert pooled == plain
+    assert plain[0] == (3, 3)
+
+
+async def test_option_files_see_the_same_results(
+    side_by_side: SideBySide, kw: dict[str, Any], names: dict[str, str], option_file: str
+) -> None:
+    with open(option_file, "a") as file:  # noqa: ASYNC230 (a small local file)
+        file.write("[mysqlpool_parity]\ndefault-character-set=utf8mb3\n")
+    body = functools.partial(option_files, names=names, path=option_file)
+    plain, pooled = await side_by_side(body, kw)
+    assert pooled == plain

@@ -47,19 +47,39 @@ returns may be awaited (``await mysqlpool.disable()``, or
 those and for the return tasks: after that, nothing of the drop-in mode is
 left running. Not awaiting it starts no task.
 
-Differences from plain aiomysql (see README):
+Differences from plain aiomysql (README lists them too; everything else is
+the same, as tests/test_dropin_parity.py checks):
 
-* ``reset_on_return`` defaults to ``"reset"`` (COM_RESET_CONNECTION), since
-  legacy code expects a fresh session from ``connect()``: user variables,
-  temporary tables, ``select_db()``, ``autocommit()`` and ``set_charset()``
-  must not leak to the next caller. Pass ``reset_on_return="rollback"`` for
-  the cheaper return when the code changes no session state.
 * ``connect()`` waits (up to the pool's ``timeout``) when ``pool_size +
   max_overflow`` connections are in use, and raises ``PoolTimeout``.
-* A connection the code never closes is never returned (aiomysql's garbage
-  collection close does not happen: the pool references it).
-* The pools belong to the event loop that first used them; ``disable()``
-  before that loop ends.
+* A connection the code never closes is never returned, and garbage
+  collection neither closes it nor warns as aiomysql's does (the pool
+  references it).
+* ``close()`` returns the connection in a task (see above).
+* The server sees fewer sessions (``CONNECTION_ID()`` repeats, a closed
+  connection's session stays open in the pool) and the pool's own
+  statements (``recycle="auto"``'s ``SELECT @@SESSION.wait_timeout``,
+  pings, resets); the code sees none of them (``insert_id()``,
+  ``affected_rows()``, warnings).
+* The object is an instance of a subclass of the connection class
+  (``isinstance`` holds, ``type(conn) is aiomysql.Connection`` doesn't).
+* ``reset_on_return`` defaults to ``"reset"`` (COM_RESET_CONNECTION, then
+  the database, character set, autocommit, sql_mode and init_command the
+  connection was opened with, option files included), since legacy code
+  expects a fresh session from ``connect()``. A connection opened without a
+  database that comes back with one selected is closed (no statement
+  unselects a database). ``reset_on_return="rollback"`` is cheaper, but then
+  user variables, temporary tables, ``select_db()``, ``autocommit()``,
+  ``set_charset()`` and warnings carry over to the next ``connect()``.
+* TLS is never silently dropped: ``connect(ssl=...)`` to a server that offers
+  no TLS raises ``OperationalError`` 2026 where aiomysql goes on in
+  plaintext; ``enable(ssl_allow_plaintext=True)`` gives aiomysql's behaviour
+  back, with a warning logged at ``enable()`` and for each such connection.
+  A password is never sent in clear (``mysql_clear_password``) without TLS.
+* A host list in the host setting (``"h1:3307,h2:3308"``) gets one pool
+  over those hosts.
+* ``loop=`` is ignored: the pools belong to the event loop that first used
+  them; ``disable()`` before that loop ends.
 * ``aiomysql.create_pool`` is left alone (aiomysql's pool already pools), as
   is a ``connect`` someone imported by name before ``enable()``.
 """

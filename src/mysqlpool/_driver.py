@@ -114,10 +114,21 @@ class Driver(Protocol):
         error), so the protocol state is unknown."""
 
     async def ping(self, conn: Any) -> None:
-        """COM_PING, never reconnecting: a dead connection raises."""
+        """COM_PING, never reconnecting: a dead connection raises. What the
+        holder reads of its last statement (``insert_id()``...) is kept."""
+
+    def forget_results(self, conn: Any) -> None:
+        """Make what the connection says of its last statement
+        (``insert_id()``, ``affected_rows()``) a new connection's."""
+
+    def closed_state(self) -> dict[str, Any]:
+        """The instance attributes that make a connection object read as
+        closed, as the driver's own ``close()`` leaves them (``closed`` is
+        True, a statement raises, ``close()`` does nothing). The drop-in
+        detaches a holder's object with them."""
 
     async def rollback(self, conn: Any) -> None:
-        """ROLLBACK."""
+        """ROLLBACK; the last statement's results are then a new connection's."""
 
     async def reset_connection(self, conn: Any) -> None:
         """COM_RESET_CONNECTION alone (the server's fresh session)."""
@@ -133,10 +144,12 @@ class Driver(Protocol):
         step bounded by ``timeout`` seconds."""
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        """The session's ``wait_timeout``, in seconds."""
+        """The session's ``wait_timeout``, in seconds, leaving no trace in
+        what the holder reads of its last statement."""
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        """A ``SHOW VARIABLES``/``SHOW STATUS`` result as ``{lowercase name: value}``."""
+        """A ``SHOW VARIABLES``/``SHOW STATUS`` result as ``{lowercase name:
+        value}``, leaving no trace in what the holder reads of its last statement."""
 
     def close(self, conn: Any, *, graceful: bool) -> None:
         """Close now, without awaiting; ``graceful`` says goodbye (COM_QUIT) first."""

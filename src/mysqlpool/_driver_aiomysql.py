@@ -25,7 +25,6 @@ from ._params import ConnectParams
 
 __all__ = [
     "AIOMYSQL",
-    "CLOSED_STATE",
     "CONNECTION_LOSS_CODES",
     "DRIVER",
     "AiomysqlDriver",
@@ -57,11 +56,6 @@ _COM_QUIT = 0x01
 _COM_RESET_CONNECTION = 0x1F
 # A whole COM_QUIT packet: 3-byte length 1, sequence 0, the command byte.
 _QUIT_PACKET = struct.pack("<I", 1) + bytes([_COM_QUIT])
-
-#: The attributes that make an aiomysql connection closed, as its ``close()``
-#: leaves them: with these, ``closed`` is True, a statement raises "Not
-#: connected", and ``close()``/``ensure_closed()`` do nothing.
-CLOSED_STATE: dict[str, Any] = {"_writer": None, "_reader": None}
 
 _SERVER_STATUS_IN_TRANS = 0x0001
 _SERVER_STATUS_AUTOCOMMIT = 0x0002
@@ -213,9 +207,12 @@ class AiomysqlDriver:
         _restore_results(conn, _NO_RESULTS)  # as a new connection's
 
     def forget_results(self, conn: Any) -> None:
-        """The connection's last-statement results (``insert_id()``,
-        ``affected_rows()``) as a new connection's."""
         _restore_results(conn, _NO_RESULTS)
+
+    def closed_state(self) -> dict[str, Any]:
+        # As aiomysql's close() leaves them: closed is True, a statement
+        # raises "Not connected", close()/ensure_closed() do nothing.
+        return {"_writer": None, "_reader": None}
 
     async def reset_connection(self, conn: Any) -> None:
         await conn._execute_command(_COM_RESET_CONNECTION, b"")

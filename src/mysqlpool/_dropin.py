@@ -99,7 +99,7 @@ import aiomysql
 import aiomysql.connection
 import aiomysql.utils
 
-from . import _driver_aiomysql
+from ._driver import driver_for
 from ._extras import aiomysql_keyword_defaults
 from ._manager import PoolManager
 from ._params import ConnectParams
@@ -155,12 +155,13 @@ class _Lease:
     of its own sharing ``conn``'s state (see :func:`_held_class`).
     """
 
-    __slots__ = ("conn", "pool", "state", "task", "view")
+    __slots__ = ("closed_state", "conn", "pool", "state", "task", "view")
 
-    def __init__(self, state: _DropIn, pool: Pool, conn: Any) -> None:
+    def __init__(self, state: _DropIn, pool: Pool, conn: Any, closed_state: dict[str, Any]) -> None:
         self.state = state
         self.pool = pool
         self.conn = conn
+        self.closed_state = closed_state
         self.task: asyncio.Task[None] | None = None
         conn_class: Any = type(conn)
         view = object.__new__(_held_class(conn_class))
@@ -178,7 +179,7 @@ class _Lease:
         happens to the connection with its next holder."""
         view = self.view
         if view._mysqlpool_lease is self:
-            view.__dict__ = {**vars(self.conn), **_driver_aiomysql.CLOSED_STATE}
+            view.__dict__ = {**vars(self.conn), **self.closed_state}
             view._mysqlpool_lease = None
 
     def start(self, exc: BaseException | None) -> None:
@@ -330,10 +331,11 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
             "call mysqlpool.disable() before that loop ends, and enable() again"
         )
     pool = await state.manager.get_pool(params)
+    driver = driver_for(params)
     conn = await pool.acquire()
     # As aiomysql.connect's: no last statement (insert_id() is 0).
-    _driver_aiomysql.AIOMYSQL.forget_results(conn)
-    return _Lease(state, pool, conn).view
+    driver.forget_results(conn)
+    return _Lease(state, pool, conn, driver.closed_state()).view
 
 
 def _make_connect(state: _DropIn, original: Any) -> Any:

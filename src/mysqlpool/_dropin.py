@@ -99,7 +99,7 @@ import aiomysql
 import aiomysql.connection
 import aiomysql.utils
 
-from ._driver import driver_for
+from ._driver import Driver, driver_for
 from ._extras import aiomysql_keyword_defaults
 from ._manager import PoolManager
 from ._params import ConnectParams
@@ -138,6 +138,8 @@ class _DropIn:
         # Checkouts whose return has not started: disable() may have to
         # give back those it closed.
         self.out: set[_Lease] = set()
+        # Each pool's driver, asked once (driver_for imports by name).
+        self.drivers: dict[Pool, Driver] = {}
 
     def task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -331,7 +333,9 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
             "call mysqlpool.disable() before that loop ends, and enable() again"
         )
     pool = await state.manager.get_pool(params)
-    driver = driver_for(params)
+    driver = state.drivers.get(pool)
+    if driver is None:
+        driver = state.drivers[pool] = driver_for(params)
     conn = await pool.acquire()
     # As aiomysql.connect's: no last statement (insert_id() is 0).
     driver.forget_results(conn)

@@ -70,7 +70,8 @@ the same, as tests/test_dropin_parity.py checks):
   database that comes back with one selected is closed (no statement
   unselects a database). ``reset_on_return="rollback"`` is cheaper, but then
   user variables, temporary tables, ``select_db()``, ``autocommit()``,
-  ``set_charset()`` and warnings carry over to the next ``connect()``.
+  ``set_charset()`` and warnings carry over to the next ``connect()``
+  (and with ``None``, an open transaction too).
 * TLS is never silently dropped: ``connect(ssl=...)`` to a server that offers
   no TLS raises ``OperationalError`` 2026 where aiomysql goes on in
   plaintext; ``enable(ssl_allow_plaintext=True)`` gives aiomysql's behaviour

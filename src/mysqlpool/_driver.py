@@ -125,7 +125,10 @@ class Driver(Protocol):
         """The instance attributes that make a connection object read as
         closed, as the driver's own ``close()`` leaves them (``closed`` is
         True, a statement raises, ``close()`` does nothing). The drop-in
-        detaches a holder's object with them."""
+        detaches a holder's object with them; it shares the connection's
+        instance dict, so this fits a driver whose connection keeps its
+        state there (aiomysql; asyncmy keeps its in C slots and would need a
+        proxy instead)."""
 
     async def rollback(self, conn: Any) -> None:
         """ROLLBACK; the last statement's results are then a new connection's."""

@@ -21,6 +21,7 @@ from pymysql.constants import CLIENT
 from conftest import PoolFactory, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, parse_dsn
+from mysqlpool._deadline import RETURN_FLOOR, RETURN_LIMIT, return_limit
 
 
 class Discards:
@@ -115,7 +116,7 @@ async def test_a_reset_that_gets_no_answer_closes_the_connection_within_the_time
         proxy.dsn(mysql_dsn),
         pool_size=1,
         max_overflow=0,
-        timeout=0.5,
+        timeout=1.0,
         reset_on_return=reset_on_return,
         autocommit=False,
         on_discard=discards,
@@ -131,3 +132,9 @@ async def test_a_reset_that_gets_no_answer_closes_the_connection_within_the_time
     assert conn.closed
     stats = pool.stats()
     assert (stats.in_use, stats.idle, stats.discarded) == (0, 0, 1)
+
+
+def test_a_return_waits_the_pools_timeout_at_least_a_second_else_thirty() -> None:
+    assert return_limit(5.0) == 5.0
+    assert return_limit(0.0) == RETURN_FLOOR == 1.0  # timeout=0: never wait to acquire
+    assert return_limit(None) == RETURN_LIMIT == 30.0

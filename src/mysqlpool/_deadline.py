@@ -15,11 +15,14 @@ from typing import Any
 
 from ._clock import Clock
 
-__all__ = ["RETURN_LIMIT", "DeadlineExceeded", "bounded", "return_limit", "within"]
+__all__ = ["RETURN_FLOOR", "RETURN_LIMIT", "DeadlineExceeded", "bounded", "return_limit", "within"]
 
 #: How long a return's reset or rollback may take when the pool has no
 #: ``timeout`` (None) to bound it with.
 RETURN_LIMIT = 30.0
+#: ...and at least, whatever the pool's ``timeout`` (0 means "never wait for
+#: a connection", not "never wait for the server").
+RETURN_FLOOR = 1.0
 
 
 class DeadlineExceeded(Exception):
@@ -71,9 +74,10 @@ async def bounded(step: Awaitable[Any], deadline: float | None, clock: Clock, do
 
 def return_limit(timeout: float | None) -> float:
     """How long the pool's reset or rollback of a returned connection may
-    take, in seconds: the pool's ``timeout``, else :data:`RETURN_LIMIT`.
+    take, in seconds: the pool's ``timeout`` (at least :data:`RETURN_FLOOR`),
+    else :data:`RETURN_LIMIT`.
     A return that takes longer closes the connection: a server that doesn't
     answer, or one still waiting for something (data for a ``LOAD DATA
     LOCAL`` the client refused), must not hold up the holder's ``async
     with`` exit, nor keep a slot busy."""
-    return RETURN_LIMIT if timeout is None else timeout
+    return RETURN_LIMIT if timeout is None else max(timeout, RETURN_FLOOR)

@@ -37,7 +37,7 @@ from ._background import SideTasks, join_stopped, kill_query
 from ._clock import MONOTONIC, Clock, wait_until
 from ._config import PoolOptions, ResetMode, check_seconds
 from ._connector import Connector
-from ._deadline import DeadlineExceeded, bounded, return_limit, within
+from ._deadline import DeadlineExceeded, bounded, limited, return_limit
 from ._driver import (
     CLEAN,
     CLOSED,
@@ -604,7 +604,7 @@ class Pool:
                 reset = self._driver.rollback(conn)
             else:
                 reset = self._driver.reset_session(conn, self._params, self._init)
-            await within(reset, return_limit(self._timeout))
+            await limited(reset, return_limit(self._timeout))
             entry.checkout_marker = self._driver.probe(conn)  # after the reset's statements
         except (asyncio.TimeoutError, TimeoutError):
             reason = "reset timed out"

@@ -10,6 +10,7 @@ the connection usable: it is reset and reused.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from pymysql.constants import CLIENT
 from conftest import PoolFactory, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, parse_dsn
-from mysqlpool._deadline import RETURN_FLOOR, RETURN_LIMIT, return_limit
+from mysqlpool._deadline import RETURN_FLOOR, RETURN_LIMIT, limited, return_limit
 
 
 class Discards:
@@ -138,3 +139,24 @@ def test_a_return_waits_the_pools_timeout_at_least_a_second_else_thirty() -> Non
     assert return_limit(5.0) == 5.0
     assert return_limit(0.0) == RETURN_FLOOR == 1.0  # timeout=0: never wait to acquire
     assert return_limit(None) == RETURN_LIMIT == 30.0
+
+
+async def test_the_returns_bound_times_out_a_stuck_step_and_lets_a_cancel_through() -> None:
+    never = asyncio.get_running_loop().create_future()
+    with pytest.raises(TimeoutError, match=r"took over 0\.05 s"):
+        await limited(never, 0.05)
+    assert never.cancelled()  # the step was stopped
+    task = asyncio.current_task()
+    assert task is not None
+    if sys.version_info >= (3, 11):
+        assert task.cancelling() == 0  # the bound's own cancel was taken back
+
+    async def waits_long() -> None:
+        await limited(asyncio.get_running_loop().create_future(), 30)
+
+    waiting = asyncio.ensure_future(waits_long())
+    await asyncio.sleep(0)  # it is waiting inside the bound
+    waiting.cancel()  # a cancel from outside is a cancel, not a timeout
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await limited(asyncio.sleep(0, "done"), 1) == "done"

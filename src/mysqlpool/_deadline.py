@@ -10,7 +10,9 @@ out raises :class:`DeadlineExceeded`, which the pool turns into
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
+import weakref
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -94,20 +96,89 @@ def return_limit(timeout: float | None) -> float:
     return RETURN_LIMIT if timeout is None else max(timeout, RETURN_FLOOR)
 
 
-if sys.version_info >= (3, 11):
 
-    async def limited(step: Awaitable[_T], seconds: float) -> _T:
-        """Await ``step`` in the current task, cancelled after ``seconds``
-        (then ``TimeoutError``). Unlike :func:`within` it makes no task: a
-        timer is all it costs, for the I/O a return awaits on the caller's
-        own task (a task per return measured +112k instructions per query
-        with a ROLLBACK on each: benchmarks/dropin.py, pool-rollback)."""
-        async with asyncio.timeout(seconds):
-            return await step
+async def limited(step: Awaitable[_T], seconds: float) -> _T:
+    """Await ``step`` in the current task, cancelled after ``seconds`` (then
+    ``TimeoutError``), for the I/O a connection's return awaits on its
+    caller's task.
 
-else:  # pragma: no cover - Python 3.10 has no asyncio.timeout
+    Unlike :func:`within` it makes no task, and unlike ``asyncio.timeout``
+    no timer of its own: one timer per event loop watches every limited step
+    (:class:`_Watchdog`). A task per return cost +112k client instructions
+    per query with a ROLLBACK on each return, a timer per return +40k
+    (benchmarks/dropin.py, pool-rollback).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    watchdog = _WATCHDOGS.get(loop)
+    if watchdog is None:
+        watchdog = _WATCHDOGS[loop] = _Watchdog()
+    watchdog.watch(task, loop.time() + seconds)
+    try:
+        return await step
+    except asyncio.CancelledError:
+        if watchdog.forget(task) and not _still_cancelled(task):
+            raise TimeoutError(f"took over {seconds} s") from None
+        raise
+    finally:
+        watchdog.forget(task)
 
-    async def limited(step: Awaitable[_T], seconds: float) -> _T:
-        """Await ``step``, cancelled after ``seconds`` (then ``TimeoutError``)."""
-        result: _T = await within(step, seconds)
-        return result
+
+class _Watchdog:
+    """Cancels the tasks whose :func:`limited` step overran its deadline,
+    with one timer armed at the earliest deadline. It runs on its loop only
+    and references neither the loop nor its timers, so the registry's weak
+    key can go with the loop; a timer made stale by an earlier one is left to
+    fire, harmlessly."""
+
+    __slots__ = ("_armed_at", "_due", "_overran")
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._overran: set[asyncio.Task[Any]] = set()
+        self._armed_at = math.inf
+
+    def watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self._due[task] = deadline
+        if deadline < self._armed_at:
+            self._arm(deadline)
+
+    def forget(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching ``task``; True if it overran (its cancel was ours)."""
+        self._due.pop(task, None)
+        if task not in self._overran:
+            return False
+        self._overran.discard(task)
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return True
+
+    def _arm(self, when: float) -> None:
+        asyncio.get_running_loop().call_at(when, self._fire, when)
+        self._armed_at = when
+
+    def _fire(self, when: float) -> None:
+        if when == self._armed_at:
+            self._armed_at = math.inf
+        now = asyncio.get_running_loop().time()
+        for task, deadline in list(self._due.items()):
+            if deadline <= now:
+                del self._due[task]
+                self._overran.add(task)
+                task.cancel()
+        if self._due:
+            earliest = min(self._due.values())
+            if earliest < self._armed_at:
+                self._arm(earliest)
+
+
+# One watchdog per event loop, gone with it.
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _still_cancelled(task: asyncio.Task[Any]) -> bool:
+    """Someone else cancelled ``task`` too (Python 3.11+ counts cancels)."""
+    return sys.version_info >= (3, 11) and task.cancelling() > 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import time
 import weakref
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -109,12 +110,10 @@ async def limited(step: Awaitable[_T], seconds: float) -> _T:
     (benchmarks/dropin.py, pool-rollback).
     """
     loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
+    task = asyncio.current_task(loop)
     assert task is not None
-    watchdog = _WATCHDOGS.get(loop)
-    if watchdog is None:
-        watchdog = _WATCHDOGS[loop] = _Watchdog()
-    watchdog.watch(task, loop.time() + seconds)
+    watchdog = _watchdog_of(loop)
+    watchdog.watch(task, _now() + seconds)
     try:
         return await step
     except asyncio.CancelledError:
@@ -155,13 +154,13 @@ class _Watchdog:
         return True
 
     def _arm(self, when: float) -> None:
-        asyncio.get_running_loop().call_at(when, self._fire, when)
+        asyncio.get_running_loop().call_later(max(0.0, when - _now()), self._fire, when)
         self._armed_at = when
 
     def _fire(self, when: float) -> None:
         if when == self._armed_at:
             self._armed_at = math.inf
-        now = asyncio.get_running_loop().time()
+        now = _now()
         for task, deadline in list(self._due.items()):
             if deadline <= now:
                 del self._due[task]
@@ -173,10 +172,25 @@ class _Watchdog:
                 self._arm(earliest)
 
 
-# One watchdog per event loop, gone with it.
+# One watchdog per event loop, gone with it; the last one used, at hand.
 _WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
     weakref.WeakKeyDictionary()
 )
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Watchdog] | None = None
+# The deadlines' clock (the event loop's timers run on it too).
+_now = time.monotonic
+
+
+def _watchdog_of(loop: asyncio.AbstractEventLoop) -> _Watchdog:
+    global _last
+    last = _last
+    if last is not None and last[0]() is loop:
+        return last[1]
+    watchdog = _WATCHDOGS.get(loop)
+    if watchdog is None:
+        watchdog = _WATCHDOGS[loop] = _Watchdog()
+    _last = (weakref.ref(loop), watchdog)
+    return watchdog
 
 
 def _still_cancelled(task: asyncio.Task[Any]) -> bool:

@@ -39,7 +39,6 @@ ASYNCMY_MODULES = (
     "tests/test_cluster.py",
     "tests/test_acquire.py",
     "tests/test_drivers.py",
-    "tests/test_dropin_asyncmy.py",
 )
 
 #: The test modules of mysqlpool.sqlalchemy (the bridge to SQLAlchemy's asyncio engine).

@@ -33,6 +33,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiomysql
@@ -337,3 +338,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line("|---|---|---|")
     for test, name, value in _FIGURES:
         terminalreporter.write_line(f"| {test} | {name} | {value} |")
+
+
+@pytest_asyncio.fixture
+async def databases(admin: Admin) -> AsyncIterator[tuple[str, str]]:
+    """Two databases of the test's own (their names), dropped after it."""
+    names = tuple(f"mysqlpool_db_{secrets.token_hex(3)}_{x}" for x in "ab")
+    for name in names:
+        await admin.scalar(f"CREATE DATABASE `{name}`")
+    try:
+        yield names[0], names[1]
+    finally:
+        for name in names:
+            await admin.scalar(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def option_file(tmp_path: Path, databases: tuple[str, str]) -> str:
+    """A my.cnf whose [client] section names the first database and latin1."""
+    path = tmp_path / "my.cnf"
+    path.write_text(f"[client]\ndatabase={databases[0]}\ndefault-character-set=latin1\n")
+    return str(path)

@@ -509,6 +509,7 @@ CHANGES: list[tuple[str, Any]] = [
     ("local_infile", True),
     ("ssl", True),
     ("ssl_verify", False),
+    ("ssl_allow_plaintext", True),
     ("auth_plugin", "mysql_native_password"),
     ("program_name", "billing"),
     ("server_public_key", "-----BEGIN PUBLIC KEY-----"),

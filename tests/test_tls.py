@@ -84,6 +84,20 @@ async def test_tls_configured_but_not_offered_is_refused(
     assert (stats.open, stats.opened, stats.opening) == (0, 0, 0)  # nothing kept, slot freed
 
 
+async def test_tls_not_offered_goes_on_in_plaintext_only_when_allowed(
+    make_pool: PoolFactory, mysql_dsn: str, admin: Admin, caplog: pytest.LogCaptureFixture
+) -> None:
+    if await admin.scalar("SELECT @@have_ssl") == "YES":
+        pytest.skip("the test server offers TLS; this test needs one that doesn't")
+    pool = await make_pool(_with(mysql_dsn, "ssl=true&ssl_verify=false&ssl_allow_plaintext=true"))
+    async with pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert await cur.fetchone() == ("Ssl_cipher", "")  # no cipher: in clear
+    assert "ssl_allow_plaintext=true" in pool.name
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("offers no TLS; connected in plaintext" in message for message in warnings)
+
+
 async def test_plain_pool_on_the_tls_server_still_works(
     make_pool: PoolFactory, tls_server: tuple[PrivateServer, Path]
 ) -> None:

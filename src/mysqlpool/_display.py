@@ -78,6 +78,8 @@ def _options(params: ConnectParams, defaults: Mapping[str, Any]) -> list[tuple[s
             options.append(("ssl", "true"))
     elif params.ssl is not None:
         options.append(("ssl", "SSLContext"))
+    if params.ssl_allow_plaintext:
+        options.append(("ssl_allow_plaintext", "true"))
     if params.server_public_key is not None:
         options.append(("server_public_key", "given"))
     extra = params.extra

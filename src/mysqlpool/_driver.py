@@ -109,11 +109,32 @@ class Driver(Protocol):
     def error_code(self, exc: BaseException | None) -> int | None:
         """The server or client error number ``exc`` carries, if it is a driver error."""
 
+    def raised_mid_reply(self, exc: BaseException) -> bool:
+        """``exc`` came out of the driver while it was reading a reply, and is
+        not the server's error reply (which ends a reply): the rest of the
+        reply may still be on its way (aiomysql's ``RuntimeError`` for a
+        refused ``LOAD DATA LOCAL``, a converter failing on a row, a client
+        error), so the protocol state is unknown."""
+
     async def ping(self, conn: Any) -> None:
-        """COM_PING, never reconnecting: a dead connection raises."""
+        """COM_PING, never reconnecting: a dead connection raises. What the
+        holder reads of its last statement (``insert_id()``...) is kept."""
+
+    def forget_results(self, conn: Any) -> None:
+        """Make what the connection says of its last statement
+        (``insert_id()``, ``affected_rows()``) a new connection's."""
+
+    def closed_state(self) -> dict[str, Any]:
+        """The instance attributes that make a connection object read as
+        closed, as the driver's own ``close()`` leaves them (``closed`` is
+        True, a statement raises, ``close()`` does nothing). The drop-in
+        detaches a holder's object with them; it shares the connection's
+        instance dict, so this fits a driver whose connection keeps its
+        state there (aiomysql; asyncmy keeps its in C slots and would need a
+        proxy instead)."""
 
     async def rollback(self, conn: Any) -> None:
-        """ROLLBACK."""
+        """ROLLBACK; the last statement's results are then a new connection's."""
 
     async def reset_connection(self, conn: Any) -> None:
         """COM_RESET_CONNECTION alone (the server's fresh session)."""
@@ -129,10 +150,12 @@ class Driver(Protocol):
         step bounded by ``timeout`` seconds."""
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        """The session's ``wait_timeout``, in seconds."""
+        """The session's ``wait_timeout``, in seconds, leaving no trace in
+        what the holder reads of its last statement."""
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        """A ``SHOW VARIABLES``/``SHOW STATUS`` result as ``{lowercase name: value}``."""
+        """A ``SHOW VARIABLES``/``SHOW STATUS`` result as ``{lowercase name:
+        value}``, leaving no trace in what the holder reads of its last statement."""
 
     def close(self, conn: Any, *, graceful: bool) -> None:
         """Close now, without awaiting; ``graceful`` says goodbye (COM_QUIT) first."""
@@ -164,10 +187,14 @@ def driver_for(params: ConnectParams) -> Driver:
 def unknown_after(driver: Driver, error: BaseException) -> str | None:
     """Why ``error``, raised through a holder's use of a connection, leaves
     its protocol state unknown, or None when it doesn't: a lost connection,
-    or an interruption (cancellation, timeout) that may have left a reply
-    half read."""
+    an interruption (cancellation, timeout) that may have left a reply half
+    read, or an error the driver raised while reading a reply. An SQL error
+    the server replied with, or an error of the holder's own code, leaves it
+    known: the connection is reset or rolled back and reused."""
     if driver.is_connection_lost(error):
         return f"connection lost ({type(error).__name__})"
     if isinstance(error, INTERRUPTIONS) or not isinstance(error, Exception):
         return f"holder interrupted ({type(error).__name__})"
+    if driver.raised_mid_reply(error):
+        return f"raised mid-reply ({type(error).__name__})"
     return None

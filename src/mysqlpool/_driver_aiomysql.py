@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import aiomysql
+import aiomysql.connection
 import pymysql
 from aiomysql.connection import DEFAULT_CHARSET
 from pymysql.charset import charset_by_name
@@ -34,10 +35,19 @@ from ._wire import (
     state_of_status,
 )
 
-__all__ = ["AIOMYSQL", "CONNECTION_LOSS_CODES", "DRIVER", "AiomysqlDriver", "PooledConnection"]
+__all__ = [
+    "AIOMYSQL",
+    "CONNECTION_LOSS_CODES",
+    "DRIVER",
+    "AiomysqlDriver",
+    "PooledConnection",
+]
 
 logger = logging.getLogger("mysqlpool")
 
+# Client error codes (CR_*): raised by the client library, not sent by the server.
+_CLIENT_ERRORS = (2000, 3000)
+_AIOMYSQL_CONNECTION = vars(aiomysql.connection)
 _CLIENT_SSL = 0x800  # capability flag: the server can switch to TLS
 
 
@@ -48,6 +58,13 @@ class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
     aiomysql then sends the password as is, even without TLS. Here that is
     refused unless the connection is encrypted or a local unix socket.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the connection is opened with, option files
+        # (read_default_file) included: what a reset restores.
+        self._mysqlpool_db: str | None = self._db or None
+        self._mysqlpool_charset: str = self._charset
 
     def _clear_password_refused(self) -> bool:
         encrypted = self._writer is not None and self._writer.get_extra_info("ssl_object")
@@ -83,8 +100,19 @@ class AiomysqlDriver:
             await conn._connect()
             if params.ssl is not None and conn._writer.get_extra_info("ssl_object") is None:
                 # aiomysql quietly goes on in plaintext when the server offers
-                # no TLS; a caller who configured TLS must not send data in clear.
-                raise pymysql.err.OperationalError(CR_SSL_CONNECTION_ERROR, PLAINTEXT_REFUSED)
+                # no TLS; a caller who configured TLS must not send data in
+                # clear, unless they said so.
+                if not params.ssl_allow_plaintext:
+                    raise pymysql.err.OperationalError(
+                        CR_SSL_CONNECTION_ERROR,
+                        f"{PLAINTEXT_REFUSED} (ssl_allow_plaintext=True would go on in plaintext)",
+                    )
+                logger.warning(
+                    "mysqlpool: %s:%s offers no TLS; connected in plaintext as "
+                    "ssl_allow_plaintext=True allows",
+                    conn.host,
+                    conn.port,
+                )
             if init is not None:
                 await init(conn)
         except BaseException:
@@ -132,11 +160,36 @@ class AiomysqlDriver:
             return exc.args[0]
         return None
 
+    def raised_mid_reply(self, exc: BaseException) -> bool:
+        code = self.error_code(exc)
+        if code is not None and not _CLIENT_ERRORS[0] <= code < _CLIENT_ERRORS[1]:
+            return False  # the server's error packet: the reply ended with it
+        # aiomysql reads every reply in its connection module, in functions
+        # named for it (_read_packet, read, _read_query_result...).
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_globals is _AIOMYSQL_CONNECTION and "read" in frame.f_code.co_name:
+                return True
+            tb = tb.tb_next
+        return False
+
     async def ping(self, conn: Any) -> None:
+        last = _last_results(conn)
         await conn.ping(reconnect=False)
+        _restore_results(conn, last)
 
     async def rollback(self, conn: Any) -> None:
         await conn.rollback()
+        _restore_results(conn, _NO_RESULTS)  # as a new connection's
+
+    def forget_results(self, conn: Any) -> None:
+        _restore_results(conn, _NO_RESULTS)
+
+    def closed_state(self) -> dict[str, Any]:
+        # As aiomysql's close() leaves them: closed is True, a statement
+        # raises "Not connected", close()/ensure_closed() do nothing.
+        return {"_writer": None, "_reader": None}
 
     async def reset_connection(self, conn: Any) -> None:
         await conn._execute_command(COM_RESET_CONNECTION, b"")
@@ -149,15 +202,28 @@ class AiomysqlDriver:
         # prepared statements and returns every session variable to its
         # global value, but keeps the current database.
         await self.reset_connection(conn)
-        if params.db is not None:
-            await conn.select_db(params.db)
-        # The configured values, not the driver's current ones: the holder may
-        # have changed those through conn.set_charset() or conn.autocommit().
-        charset = params.charset or DEFAULT_CHARSET
+        # What the connection was opened with (an option file's values
+        # included), not the driver's current values: the holder may have
+        # changed those through conn.set_charset() or conn.autocommit().
+        db, charset = _opened_with(conn, params)
+        if db is not None:
+            await conn.select_db(db)
         assignments = [f"NAMES {conn.escape(charset)}", f"autocommit={int(params.autocommit)}"]
         if params.sql_mode is not None:
             assignments.append(f"sql_mode={conn.escape(params.sql_mode)}")
-        await conn.query("SET " + ", ".join(assignments))
+        statement = "SET " + ", ".join(assignments)
+        if db is None:
+            # No statement unselects a database: one the holder selected
+            # (select_db(), USE) means the connection can't be as new.
+            await conn.query(statement + "; SELECT DATABASE()")
+            await conn.next_result()
+            ((selected,),) = conn._result.rows
+            if selected is not None:
+                raise pymysql.err.InterfaceError(
+                    0, "a database was selected on a connection opened without one"
+                )
+        else:
+            await conn.query(statement)
         conn._charset = charset
         conn._encoding = charset_by_name(charset).encoding
         conn.autocommit_mode = params.autocommit
@@ -165,6 +231,7 @@ class AiomysqlDriver:
             await conn.query(params.init_command)
         if init is not None:
             await init(conn)
+        _restore_results(conn, _NO_RESULTS)  # as a new connection's
 
     async def kill_query(self, params: ConnectParams, thread_id: int, timeout: float) -> None:
         conn = await within(
@@ -176,17 +243,11 @@ class AiomysqlDriver:
             self.close(conn, graceful=True)
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        # A plain cursor whatever cursorclass the caller configured (DictCursor...).
-        async with conn.cursor(aiomysql.Cursor) as cur:
-            await cur.execute("SELECT @@SESSION.wait_timeout")
-            row = await cur.fetchone()
+        (row,) = await _rows_unseen(conn, "SELECT @@SESSION.wait_timeout")
         return float(row[0])
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        # A plain cursor whatever cursorclass the caller configured (DictCursor...).
-        async with conn.cursor(aiomysql.Cursor) as cur:
-            await cur.execute(statement)
-            rows = await cur.fetchall()
+        rows = await _rows_unseen(conn, statement)
         return {str(name).lower(): str(value) for name, value in rows}
 
     def close(self, conn: Any, *, graceful: bool) -> None:
@@ -201,6 +262,38 @@ class AiomysqlDriver:
 
     def __repr__(self) -> str:
         return "<driver aiomysql>"
+
+
+def _opened_with(conn: Any, params: ConnectParams) -> tuple[str | None, str]:
+    """The database and character set ``conn`` was opened with."""
+    if isinstance(conn, PooledConnection):
+        return conn._mysqlpool_db, conn._mysqlpool_charset
+    return params.db, params.charset or DEFAULT_CHARSET
+
+
+# What aiomysql keeps of the last statement (for insert_id(), affected_rows()
+# and the OK packet's message), and its values on a new connection.
+_NO_RESULTS = (None, 0)
+
+
+def _last_results(conn: Any) -> tuple[Any, int]:
+    return conn._result, conn._affected_rows
+
+
+def _restore_results(conn: Any, results: tuple[Any, int]) -> None:
+    conn._result, conn._affected_rows = results
+
+
+async def _rows_unseen(conn: Any, statement: str) -> Any:
+    """The rows of a statement the pool runs for itself, leaving the
+    connection's last results as they were: the holder must not see it."""
+    last = _last_results(conn)
+    # A plain cursor whatever cursorclass the caller configured (DictCursor...).
+    async with conn.cursor(aiomysql.Cursor) as cur:
+        await cur.execute(statement)
+        rows = await cur.fetchall()
+    _restore_results(conn, last)
+    return rows
 
 
 #: The one instance: the driver keeps no state of its own.

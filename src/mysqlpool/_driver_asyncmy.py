@@ -91,6 +91,34 @@ class _ClearPasswordRefused:
         raise asyncmy.errors.OperationalError(CR_AUTH_PLUGIN_ERROR, CLEARTEXT_REFUSED)
 
 
+# Client error codes (CR_*): raised by the client library, not sent by the server.
+_CLIENT_ERRORS = (2000, 3000)
+# Where asyncmy reads replies, as its traceback entries name it.
+_CONNECTION_PYX = "asyncmy/connection.pyx"
+# What a new connection says of its last statement: no result, 0 rows.
+_NO_RESULTS: tuple[Any, int] = (None, 0)
+
+
+def _last_results(conn: Any) -> tuple[Any, int]:
+    return conn._result, conn._affected_rows
+
+
+def _restore_results(conn: Any, results: tuple[Any, int]) -> None:
+    conn._result, conn._affected_rows = results
+
+
+async def _rows_unseen(conn: Any, statement: str) -> Any:
+    """The rows of the pool's own ``statement``, leaving what the holder reads
+    of its last statement (``insert_id()``, ``affected_rows()``) as it was."""
+    last = _last_results(conn)
+    # A plain cursor whatever cursor_cls the caller configured (DictCursor...).
+    async with conn.cursor(asyncmy.cursors.Cursor) as cur:
+        await cur.execute(statement)
+        rows = await cur.fetchall()
+    _restore_results(conn, last)
+    return rows
+
+
 def connect_kwargs(params: ConnectParams) -> dict[str, Any]:
     """``params`` as keywords for ``asyncmy.connect`` / ``asyncmy.Connection``."""
     kwargs = params.connect_kwargs()
@@ -187,11 +215,37 @@ class AsyncmyDriver:
                 return code
         return None
 
+    def raised_mid_reply(self, exc: BaseException) -> bool:
+        code = self.error_code(exc)
+        if code is not None and not _CLIENT_ERRORS[0] <= code < _CLIENT_ERRORS[1]:
+            return False  # the server's error packet: the reply ended with it
+        # asyncmy's compiled code still leaves traceback entries, named after
+        # its .pyx files and functions: it reads every reply in its
+        # connection module, in functions named for it (read_packet, read...).
+        tb = exc.__traceback__
+        while tb is not None:
+            code_object = tb.tb_frame.f_code
+            if code_object.co_filename == _CONNECTION_PYX and "read" in code_object.co_name:
+                return True
+            tb = tb.tb_next
+        return False
+
     async def ping(self, conn: Any) -> None:
+        last = _last_results(conn)
         await conn.ping(reconnect=False)
+        _restore_results(conn, last)
 
     async def rollback(self, conn: Any) -> None:
         await conn.rollback()
+        _restore_results(conn, _NO_RESULTS)  # as a new connection's
+
+    def forget_results(self, conn: Any) -> None:
+        _restore_results(conn, _NO_RESULTS)
+
+    def closed_state(self) -> dict[str, Any]:
+        # asyncmy keeps a connection's state in C slots, not an instance
+        # dict: the drop-in's holder objects (aiomysql only) can't share it.
+        raise NotImplementedError("the drop-in mode's holder objects need aiomysql")
 
     async def reset_connection(self, conn: Any) -> None:
         await conn._execute_command(COM_RESET_CONNECTION, b"")
@@ -231,17 +285,11 @@ class AsyncmyDriver:
             self.close(conn, graceful=True)
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        # A plain cursor whatever cursor_cls the caller configured (DictCursor...).
-        async with conn.cursor(asyncmy.cursors.Cursor) as cur:
-            await cur.execute("SELECT @@SESSION.wait_timeout")
-            row = await cur.fetchone()
-        return float(row[0])
+        rows = await _rows_unseen(conn, "SELECT @@SESSION.wait_timeout")
+        return float(rows[0][0])
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        # A plain cursor whatever cursor_cls the caller configured (DictCursor...).
-        async with conn.cursor(asyncmy.cursors.Cursor) as cur:
-            await cur.execute(statement)
-            rows = await cur.fetchall()
+        rows = await _rows_unseen(conn, statement)
         return {str(name).lower(): str(value) for name, value in rows}
 
     def close(self, conn: Any, *, graceful: bool) -> None:

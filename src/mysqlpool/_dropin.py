@@ -7,11 +7,20 @@ very same original objects back.
 
 How a pooled connection goes back
 ---------------------------------
-While checked out, the connection object carries two instance attributes
-that shadow its class's methods: ``close()`` and ``ensure_closed()`` return
-it to its pool instead of closing it. They are removed before the pool sees
-the connection again, so the pool's own close (and the caller of a stale
-reference, later) reaches the real ``Connection.close``.
+Each ``connect()`` hands its caller an object of its own: an instance of a
+subclass of the connection's class that shares the pooled connection's
+attribute dict (so it *is* that connection for every method and attribute,
+and ``isinstance`` holds), with ``close()`` and ``ensure_closed()`` that
+give it back. Giving it back detaches that object first, at once: it gets a
+dict of its own, in the state aiomysql's ``close()`` leaves, so from then
+on it is a closed aiomysql connection, whatever the pool does with the
+connection next. ``closed`` is True, a statement raises ``InterfaceError``
+"Not connected", and a second ``close()`` or ``ensure_closed()`` does
+nothing, as in aiomysql; a stale reference never reaches the next holder,
+nor cuts the pool's reset short. The plain :class:`Pool` path pays nothing
+for it (the pool's own connection object is untouched), and a query on a
+drop-in connection costs what it costs on the pool's object (measured in
+docs/dropin.md).
 
 * ``conn.close()`` is synchronous in aiomysql, and a return may need a round
   trip (rollback or reset), so it starts a task; the tasks are tracked (kept
@@ -20,15 +29,14 @@ reference, later) reaches the real ``Connection.close``.
   aiomysql.connect(...)`` wait for the return to finish.
 * The exception being handled when ``close()``/``ensure_closed()`` is called
   (``except: conn.close(); raise``), or the one leaving ``async with
-  aiomysql.connect(...)``, goes to the pool: a connection-loss error or an
-  interruption (cancellation, timeout) discards the connection. A socket the
-  server closed (``KILL``, ``wait_timeout``) is discarded anyway.
+  aiomysql.connect(...)``, goes to the pool, which decides from it (a lost
+  connection, an interruption, an error raised mid-reply discard the
+  connection). A socket the server closed (``KILL``, ``wait_timeout``) is
+  discarded anyway.
 * aiomysql itself calls ``self.close()`` when it loses the connection or is
   cancelled mid-reply (and ``async with conn:`` does on an exception). Those
   calls, made from aiomysql's connection module, really close the socket and
   give the slot back: the connection is discarded, never reused half-read.
-* A second ``close()`` is a no-op. Using a connection after closing it is a
-  bug in aiomysql too; here it may use a connection someone else checked out.
 
 ``disable()`` is synchronous, as the API shows it (``mysqlpool.disable()``):
 it restores the attributes, refuses new checkouts, stops the pools'
@@ -39,39 +47,48 @@ returns may be awaited (``await mysqlpool.disable()``, or
 those and for the return tasks: after that, nothing of the drop-in mode is
 left running. Not awaiting it starts no task.
 
-Differences from plain aiomysql (see README):
+Differences from plain aiomysql (README lists them too; everything else is
+the same, as tests/test_dropin_parity.py checks):
 
-* ``reset_on_return`` defaults to ``"reset"`` (COM_RESET_CONNECTION), since
-  legacy code expects a fresh session from ``connect()``: user variables,
-  temporary tables, ``select_db()``, ``autocommit()`` and ``set_charset()``
-  must not leak to the next caller. Pass ``reset_on_return="rollback"`` for
-  the cheaper return when the code changes no session state.
 * ``connect()`` waits (up to the pool's ``timeout``) when ``pool_size +
   max_overflow`` connections are in use, and raises ``PoolTimeout``.
-* A connection the code never closes is never returned (aiomysql's garbage
-  collection close does not happen: the pool references it).
-* The pools belong to the event loop that first used them; ``disable()``
-  before that loop ends.
+* A connection the code never closes is never returned, and garbage
+  collection neither closes it nor warns as aiomysql's does (the pool
+  references it).
+* ``close()`` returns the connection in a task (see above).
+* The server sees fewer sessions (``CONNECTION_ID()`` repeats, a closed
+  connection's session stays open in the pool) and the pool's own
+  statements (``recycle="auto"``'s ``SELECT @@SESSION.wait_timeout``,
+  pings, resets); the code sees none of them (``insert_id()``,
+  ``affected_rows()``, warnings).
+* The object is an instance of a subclass of the connection class
+  (``isinstance`` holds, ``type(conn) is aiomysql.Connection`` doesn't).
+* ``reset_on_return`` defaults to ``"reset"`` (COM_RESET_CONNECTION, then
+  the database, character set, autocommit, sql_mode and init_command the
+  connection was opened with, option files included), since legacy code
+  expects a fresh session from ``connect()``. A connection opened without a
+  database that comes back with one selected is closed (no statement
+  unselects a database). ``reset_on_return="rollback"`` is cheaper, but then
+  user variables, temporary tables, ``select_db()``, ``autocommit()``,
+  ``set_charset()`` and warnings carry over to the next ``connect()``
+  (and with ``None``, an open transaction too).
+* TLS is never silently dropped: ``connect(ssl=...)`` to a server that offers
+  no TLS raises ``OperationalError`` 2026 where aiomysql goes on in
+  plaintext; ``enable(ssl_allow_plaintext=True)`` gives aiomysql's behaviour
+  back, with a warning logged at ``enable()`` and for each such connection.
+  A password is never sent in clear (``mysql_clear_password``) without TLS.
+* A host list in the host setting (``"h1:3307,h2:3308"``) gets one pool
+  over those hosts.
+* ``loop=`` is ignored: the pools belong to the event loop that first used
+  them; ``disable()`` before that loop ends.
 * ``aiomysql.create_pool`` is left alone (aiomysql's pool already pools), as
   is a ``connect`` someone imported by name before ``enable()``.
-
-asyncmy
--------
-When asyncmy is installed, ``asyncmy.connect`` (and
-``asyncmy.connection.connect``) is patched the same way, onto pools running
-on the asyncmy driver; its keywords (``database``, ``cursor_cls``...) are
-asyncmy's. asyncmy's own closes can't be told from the caller's (its code is
-compiled: no Python frame says who called), so a connection asyncmy gave up
-on is recognised by its state instead (``conn.connected`` turned false) when
-the return runs, and is closed for real then. ``asyncmy.create_pool`` is left
-alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import inspect
 import logging
 import sys
@@ -83,8 +100,8 @@ import aiomysql
 import aiomysql.connection
 import aiomysql.utils
 
-from . import _driver_aiomysql
-from ._extras import aiomysql_keyword_defaults, keyword_defaults
+from ._driver import Driver, driver_for
+from ._extras import aiomysql_keyword_defaults
 from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool
@@ -102,13 +119,8 @@ _TARGETS: tuple[tuple[ModuleType, str], ...] = (
 )
 
 # aiomysql closes a connection itself, from this module, when it can't trust
-# it any more (lost, cancelled mid-reply, protocol error); the pool closes
-# connections through its driver, _driver_aiomysql (terminate()). Those
-# closes are real.
-_CLOSERS = (vars(aiomysql.connection), vars(_driver_aiomysql))
-
-# Instance attributes set on a checked-out connection.
-_OVERRIDES = ("close", "ensure_closed", "_mysqlpool_lease")
+# it any more (lost, cancelled mid-reply, protocol error): that close is real.
+_AIOMYSQL_CONNECTION = vars(aiomysql.connection)
 
 
 class _DropIn:
@@ -117,15 +129,18 @@ class _DropIn:
     def __init__(self, options: dict[str, Any], manager: PoolManager) -> None:
         self.options = options
         self.manager = manager
+        self.ssl_allow_plaintext = False
         self.originals: dict[tuple[ModuleType, str], Any] = {}
         self.patched: Any = None
-        # What each target holds while enabled, where it isn't ``patched``
-        # (asyncmy's connect is patched by a function of its own).
-        self.replacements: dict[tuple[ModuleType, str], Any] = {}
         self.active = True
         self.loop: asyncio.AbstractEventLoop | None = None
         # Return tasks started by conn.close(): referenced until done.
         self.tasks: set[asyncio.Task[None]] = set()
+        # Checkouts whose return has not started: disable() may have to
+        # give back those it closed.
+        self.out: set[_Lease] = set()
+        # Each pool's driver, asked once (driver_for imports by name).
+        self.drivers: dict[Pool, Driver] = {}
 
     def task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -137,91 +152,133 @@ _state: _DropIn | None = None
 
 
 class _Lease:
-    """One checkout of one connection: what its ``close()`` gives back, once."""
+    """One checkout of one connection: what its holder's ``close()`` gives back, once.
 
-    __slots__ = ("conn", "finished", "pool", "state", "task")
+    ``conn`` is the pool's connection; the holder gets ``view``, an object
+    of its own sharing ``conn``'s state (see :func:`_held_class`).
+    """
 
-    def __init__(self, state: _DropIn, pool: Pool, conn: Any) -> None:
+    __slots__ = ("closed_state", "conn", "pool", "state", "task", "view")
+
+    def __init__(self, state: _DropIn, pool: Pool, conn: Any, closed_state: dict[str, Any]) -> None:
         self.state = state
         self.pool = pool
         self.conn = conn
+        self.closed_state = closed_state
         self.task: asyncio.Task[None] | None = None
-        self.finished = False
-        attrs = conn.__dict__
-        attrs["close"] = self.close
-        attrs["ensure_closed"] = self.ensure_closed
-        attrs["_mysqlpool_lease"] = self
+        conn_class: Any = type(conn)
+        view = object.__new__(_held_class(conn_class))
+        # Borg-style: both objects read and write one attribute dict, so the
+        # holder uses the very connection; a detach gives the view its own.
+        view.__dict__ = vars(conn)
+        view._mysqlpool_lease = self
+        self.view = view
+        state.out.add(self)
 
-    def _uninstall(self) -> None:
-        attrs = self.conn.__dict__
-        for name in _OVERRIDES:
-            # Only ours: never remove something the caller set meanwhile.
-            if name in attrs and getattr(attrs[name], "__self__", attrs[name]) is self:
-                del attrs[name]
-
-    def close(self) -> None:
-        """``conn.close()``: give the connection back to its pool (in a task)."""
-        caller = sys._getframe(1).f_globals
-        if any(caller is closer for closer in _CLOSERS):
-            # aiomysql gave up on it, or the pool terminates it: close the
-            # socket now, free the slot.
-            self._uninstall()
-            self.conn.close()
-        self.start(sys.exc_info()[1])
-
-    async def ensure_closed(self) -> None:
-        """``await conn.ensure_closed()``: give it back and wait until it is."""
-        await self.give_back(sys.exc_info()[1])
+    def detach(self) -> None:
+        """The holder's object stops reaching the connection: from now on it
+        is a closed aiomysql connection (``closed`` is True, statements raise
+        "Not connected", ``close()``/``ensure_closed()`` do nothing), whatever
+        happens to the connection with its next holder."""
+        view = self.view
+        if view._mysqlpool_lease is self:
+            view.__dict__ = {**vars(self.conn), **self.closed_state}
+            view._mysqlpool_lease = None
 
     def start(self, exc: BaseException | None) -> None:
-        if self.task is not None or self.finished:
+        """Give the connection back, in a task (``close()`` is synchronous)."""
+        if self.task is not None:
             return
+        self.state.out.discard(self)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             # No loop to return it on (closed from sync code): close it for
             # real so no socket leaks; the pool frees the slot when it closes.
-            self.finished = True
-            self._uninstall()
+            self.task = _NO_TASK
             self.conn.close()
             return
-        task = loop.create_task(self._release(exc), name="mysqlpool drop-in return")
+        task = loop.create_task(
+            self.pool.release(self.conn, error=exc), name="mysqlpool drop-in return"
+        )
         self.task = task
         self.state.tasks.add(task)
         task.add_done_callback(self.state.task_done)
 
     async def give_back(self, exc: BaseException | None) -> None:
+        """Detach, give back, and wait until the pool has it."""
+        self.detach()
         self.start(exc)
-        if self.task is not None:
+        task = self.task
+        if task is not None and task is not _NO_TASK:
             # Shielded: a cancelled caller doesn't cut the return short.
-            await asyncio.shield(self.task)
+            await asyncio.shield(task)
 
-    async def _release(self, exc: BaseException | None) -> None:
-        self._uninstall()
-        self.finished = True
-        if _asyncmy_gave_up(self.conn):
-            self.conn.close()  # for real: asyncmy's own close reached the override
-        await self.pool.release(self.conn, error=exc)
+
+# The "task" of a lease whose connection was closed for want of a loop.
+_NO_TASK: Any = object()
+
+
+@functools.cache
+def _held_class(cls: Any) -> Any:
+    """The class of the objects holders get for connections of class ``cls``:
+    ``cls`` itself, except that ``close()`` and ``ensure_closed()`` give the
+    connection back, and a holder's object that is garbage collected
+    unclosed neither warns nor closes the pool's socket (aiomysql's
+    ``__del__`` would)."""
+
+    def close(self: Any) -> None:
+        lease: _Lease | None = self._mysqlpool_lease
+        if lease is None:
+            cls.close(self)  # closed, or returned: a no-op, as in aiomysql
+            return
+        exc = sys.exc_info()[1]
+        caller = sys._getframe(1).f_globals
+        if caller is _AIOMYSQL_CONNECTION:
+            # aiomysql gave up on it (lost, cancelled mid-reply): close the
+            # socket now and free the slot. The holder's object stays on the
+            # connection so aiomysql can finish its bookkeeping (the close
+            # reason the pool reads); its own close() detaches it later.
+            cls.close(self)
+            lease.start(exc)
+            return
+        lease.detach()
+        lease.start(exc)
+
+    async def ensure_closed(self: Any) -> None:
+        lease: _Lease | None = self._mysqlpool_lease
+        if lease is None:
+            await cls.ensure_closed(self)  # already closed: returns at once
+            return
+        await lease.give_back(sys.exc_info()[1])
+
+    def __del__(self: Any) -> None:
+        pass
+
+    namespace = {
+        "__slots__": ("_mysqlpool_lease",),
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "close": close,
+        "ensure_closed": ensure_closed,
+        "__del__": __del__,
+    }
+    return type(cls.__name__, (cls,), namespace)
 
 
 def _lease_of(conn: Any) -> _Lease | None:
-    lease = conn.__dict__.get("_mysqlpool_lease") if conn is not None else None
+    lease = getattr(conn, "_mysqlpool_lease", None)
     return lease if isinstance(lease, _Lease) else None
 
 
-# The mixin's base for the type checker: whatever driver context manager
-# follows it in a subclass's MRO.
-_DriverContext: Any = object
+class _PooledConnect(aiomysql.utils._ConnectionContextManager):  # type: ignore[misc]
+    """What the patched ``connect()`` returns: awaitable, and an async
+    context manager whose exit gives the connection back (with the
+    exception, so a lost connection is discarded)."""
 
-
-class _GivesBack(_DriverContext):  # type: ignore[misc]
-    """What the patched ``connect()`` returns, mixed into the driver's own
-    connect context manager: awaitable, and an async context manager whose
-    exit gives the connection back (with the exception, so a lost
-    connection is discarded)."""
-
+    __slots__ = ("_lease",)
     _obj: Any
-    _lease: _Lease | None
 
     def __init__(self, coro: Any) -> None:
         super().__init__(coro)
@@ -251,20 +308,10 @@ class _GivesBack(_DriverContext):  # type: ignore[misc]
                 await conn.ensure_closed()
 
 
-class _PooledConnect(_GivesBack, aiomysql.utils._ConnectionContextManager):  # type: ignore[misc]
-    """``aiomysql.connect(...)``, patched: see :class:`_GivesBack`."""
-
-    __slots__ = ("_lease",)
-
-
-async def _check_out(
-    state: _DropIn, original: Any, kwargs: dict[str, Any], driver: str = "aiomysql"
-) -> Any:
+async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> Any:
     if not state.active:
         # disable() ran between the call and the await: behave as it says.
         return await original(**kwargs)
-    if driver == "asyncmy":
-        kwargs = _asyncmy_keywords(kwargs)
     kwargs.pop("loop", None)  # connections are made on the running loop
     kwargs.setdefault("autocommit", False)  # aiomysql's default, not ConnectParams'
     host = kwargs.get("host")
@@ -275,6 +322,8 @@ async def _check_out(
             item if ":" in item else (item, default_port) for item in host.split(",")
         ]
         del kwargs["host"]
+    if state.ssl_allow_plaintext and kwargs.get("ssl"):
+        kwargs["ssl_allow_plaintext"] = True
     params = ConnectParams(**kwargs)
     loop = asyncio.get_running_loop()
     if state.loop is None:
@@ -285,34 +334,39 @@ async def _check_out(
             "call mysqlpool.disable() before that loop ends, and enable() again"
         )
     pool = await state.manager.get_pool(params)
+    driver = state.drivers.get(pool)
+    if driver is None:
+        driver = state.drivers[pool] = driver_for(params)
     conn = await pool.acquire()
-    _Lease(state, pool, conn)
-    return conn
+    # As aiomysql.connect's: no last statement (insert_id() is 0).
+    driver.forget_results(conn)
+    return _Lease(state, pool, conn, driver.closed_state()).view
 
 
-def _make_connect(
-    state: _DropIn, original: Any, driver: str = "aiomysql", context: Any = _PooledConnect
-) -> Any:
+def _make_connect(state: _DropIn, original: Any) -> Any:
     signature = inspect.signature(original)
 
     @functools.wraps(original)
-    def connect(*args: Any, **kwargs: Any) -> Any:
-        # Wrong keywords fail here, at the call, as with the driver.
+    def connect(*args: Any, **kwargs: Any) -> _PooledConnect:
+        # Wrong keywords fail here, at the call, as with aiomysql.
         arguments = signature.bind(*args, **kwargs).arguments
-        return context(_check_out(state, original, dict(arguments), driver))
+        return _PooledConnect(_check_out(state, original, dict(arguments)))
 
     connect.__doc__ = (
-        f"{driver}.connect, patched by mysqlpool.enable(): checks a connection out "
+        "aiomysql.connect, patched by mysqlpool.enable(): checks a connection out "
         "of a pool; its close() gives it back.\n\n" + (original.__doc__ or "")
     )
     return connect
 
 
 def enable(
-    pool_size: int = 5, recycle: float | Literal["auto"] | None = "auto", **pool_options: Any
+    pool_size: int = 5,
+    recycle: float | Literal["auto"] | None = "auto",
+    *,
+    ssl_allow_plaintext: bool = False,
+    **pool_options: Any,
 ) -> PoolManager:
-    """Make ``aiomysql.connect`` (and ``asyncmy.connect``, when asyncmy is
-    installed) check connections out of pools.
+    """Make ``aiomysql.connect`` check connections out of pools.
 
     From now on ``await aiomysql.connect(**kw)`` and ``async with
     aiomysql.connect(**kw) as conn`` take a connection from the pool for
@@ -325,6 +379,12 @@ def enable(
         pool_size, recycle, pool_options: as :class:`Pool` takes them, for
             every pool. ``reset_on_return`` defaults to ``"reset"`` here, so
             each ``connect()`` gets a session as fresh as a new connection's.
+        ssl_allow_plaintext: a ``connect(ssl=...)`` to a server that offers
+            no TLS is refused by default (``OperationalError`` 2026,
+            "refusing a plaintext connection"), where plain aiomysql
+            silently goes on in plaintext. True gets aiomysql's behaviour
+            back: such connections are made in plaintext, and a warning is
+            logged (now, and for each such connection).
 
     Returns:
         The :class:`PoolManager` behind it (for ``stats()``).
@@ -339,14 +399,25 @@ def enable(
     global _state
     options: dict[str, Any] = {"pool_size": pool_size, "recycle": recycle, **pool_options}
     options.setdefault("reset_on_return", "reset")
+    if not isinstance(ssl_allow_plaintext, bool):
+        raise TypeError(
+            "enable(): ssl_allow_plaintext must be a bool, "
+            f"got {type(ssl_allow_plaintext).__name__}"
+        )
     if _state is not None:
-        if options != _state.options:
+        if options != _state.options or ssl_allow_plaintext != _state.ssl_allow_plaintext:
             raise RuntimeError(
                 "mysqlpool drop-in mode is already enabled with other options; "
                 "call mysqlpool.disable() first"
             )
         return _state.manager
     state = _DropIn(options, PoolManager(**options))  # validates the options
+    state.ssl_allow_plaintext = ssl_allow_plaintext
+    if ssl_allow_plaintext:
+        logger.warning(
+            "mysqlpool drop-in: ssl_allow_plaintext=True: a connect(ssl=...) to a "
+            "server without TLS goes on in plaintext, as plain aiomysql does"
+        )
     # ConnectParams reads aiomysql.connect's signature once: read the real one.
     aiomysql_keyword_defaults()
     original = aiomysql.connection.connect
@@ -355,7 +426,6 @@ def enable(
         state.originals[(module, name)] = getattr(module, name)
     for module, name in _TARGETS:
         setattr(module, name, state.patched)
-    _patch_asyncmy(state)
     _state = state
     return state.manager
 
@@ -387,7 +457,7 @@ def disable() -> _Disabled:
         return _Disabled(None)
     state.active = False
     for (module, name), original in state.originals.items():
-        if getattr(module, name, None) is state.replacements.get((module, name), state.patched):
+        if getattr(module, name, None) is state.patched:
             setattr(module, name, original)
         else:
             logger.warning(
@@ -415,56 +485,12 @@ class _Disabled:
         if state is None:
             return
         await state.manager.close(timeout)
+        # Those still out were closed by the pools: their slots come back now
+        # (their holders' objects read as closed; a close() of theirs is a no-op).
+        for lease in list(state.out):
+            lease.start(None)
         while state.tasks:
             await asyncio.gather(*state.tasks, return_exceptions=True)
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.wait().__await__()
-
-
-# ------------------------------------------------------------------ asyncmy
-
-
-def _patch_asyncmy(state: _DropIn) -> None:
-    """Patch ``asyncmy.connect`` onto asyncmy pools, if asyncmy is installed."""
-    if importlib.util.find_spec("asyncmy") is None:
-        return
-    import asyncmy
-    import asyncmy.connection
-    import asyncmy.contexts
-
-    class _AsyncmyPooledConnect(
-        _GivesBack,
-        asyncmy.contexts._ConnectionContextManager,  # type: ignore[type-arg]
-    ):
-        """``asyncmy.connect(...)``, patched: see :class:`_GivesBack`."""
-
-        __slots__ = ("_lease",)
-
-    keyword_defaults("asyncmy")  # read the real signature, before patching
-    original = asyncmy.connection.connect
-    patched = _make_connect(state, original, "asyncmy", _AsyncmyPooledConnect)
-    for target in ((asyncmy, "connect"), (asyncmy.connection, "connect")):
-        module, name = target
-        state.originals[target] = getattr(module, name)
-        state.replacements[target] = patched
-        setattr(module, name, patched)
-
-
-def _asyncmy_keywords(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``asyncmy.connect``'s keywords as ConnectParams takes them."""
-    kwargs = dict(kwargs)
-    database = kwargs.pop("database", None)
-    if database is not None:
-        kwargs["db"] = database  # asyncmy's ``db`` is its deprecated spelling
-    if kwargs.get("port") == 0:
-        del kwargs["port"]  # asyncmy's "the default port"
-    kwargs.setdefault("connect_timeout", 10)  # asyncmy's default, not ConnectParams'
-    kwargs["driver"] = "asyncmy"
-    return kwargs
-
-
-def _asyncmy_gave_up(conn: Any) -> bool:
-    """asyncmy closed ``conn`` itself (lost, cancelled mid-reply): its own
-    ``close()`` reached the override, so the socket may still be open."""
-    return type(conn).__module__ == "asyncmy.connection" and not conn.connected

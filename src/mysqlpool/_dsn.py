@@ -77,6 +77,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ssl_cert": ("ssl_cert", _to_str),
     "ssl_key": ("ssl_key", _to_str),
     "ssl_verify": ("ssl_verify", parse_bool),
+    "ssl_allow_plaintext": ("ssl_allow_plaintext", parse_bool),
 }
 
 
@@ -91,7 +92,8 @@ def parse_dsn(dsn: str) -> ConnectParams:
     ``sql_mode``, ``unix_socket``, ``program_name``, ``auth_plugin``,
     ``read_default_file``, ``read_default_group`` (text); ``connect_timeout``
     (seconds, float); ``autocommit``, ``local_infile``, ``ssl``,
-    ``ssl_verify`` (true/false, 1/0, yes/no, on/off); ``client_flag`` (int);
+    ``ssl_verify``, ``ssl_allow_plaintext`` (true/false, 1/0, yes/no,
+    on/off); ``client_flag`` (int);
     ``ssl_ca``, ``ssl_cert``, ``ssl_key`` (file paths).  ``ssl=true`` alone
     gives a default verifying context; any ``ssl_*`` option turns TLS on.
 

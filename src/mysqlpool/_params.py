@@ -50,7 +50,10 @@ class ConnectParams:
     (verifying) context.  Instead of a context, ``ssl_ca``, ``ssl_cert``,
     ``ssl_key`` (file paths) and ``ssl_verify`` (default ``True``) build one;
     any of them turns TLS on.  ``ssl_verify=False`` turns off certificate and
-    host name checks.
+    host name checks.  With TLS configured, a server that doesn't offer it
+    is refused (error 2026) where aiomysql would go on in plaintext;
+    ``ssl_allow_plaintext=True`` goes on in plaintext as aiomysql does
+    (logging a warning for each such connection).
 
     ``driver`` says which driver opens the connections: ``"aiomysql"`` (the
     default) or ``"asyncmy"`` (``pip install 'mysqlpool[asyncmy]'``).
@@ -91,6 +94,7 @@ class ConnectParams:
         "server_public_key",
         "sql_mode",
         "ssl",
+        "ssl_allow_plaintext",
         "unix_socket",
         "user",
     )
@@ -109,6 +113,7 @@ class ConnectParams:
     autocommit: bool
     local_infile: bool
     ssl: _ssl.SSLContext | None
+    ssl_allow_plaintext: bool
     auth_plugin: str
     program_name: str
     server_public_key: str | bytes | None
@@ -140,6 +145,7 @@ class ConnectParams:
         ssl_cert: str | None = None,
         ssl_key: str | None = None,
         ssl_verify: bool | None = None,
+        ssl_allow_plaintext: bool = False,
         auth_plugin: str = "",
         program_name: str = "",
         server_public_key: str | bytes | None = None,
@@ -193,7 +199,11 @@ class ConnectParams:
             ("program_name", program_name),
         ):
             _require(name, value, str, "a str")
-        for name, flag in (("autocommit", autocommit), ("local_infile", local_infile)):
+        for name, flag in (
+            ("autocommit", autocommit),
+            ("local_infile", local_infile),
+            ("ssl_allow_plaintext", ssl_allow_plaintext),
+        ):
             _require(name, flag, bool, "a bool")
         if ssl_verify is not None:
             _require("ssl_verify", ssl_verify, bool, "a bool or None")
@@ -229,6 +239,7 @@ class ConnectParams:
         setattr_(self, "autocommit", autocommit)
         setattr_(self, "local_infile", local_infile)
         setattr_(self, "ssl", context)
+        setattr_(self, "ssl_allow_plaintext", ssl_allow_plaintext)
         setattr_(self, "auth_plugin", auth_plugin)
         setattr_(self, "program_name", program_name)
         setattr_(self, "server_public_key", server_public_key)
@@ -261,6 +272,7 @@ class ConnectParams:
             ("autocommit", self.autocommit),
             ("local_infile", self.local_infile),
             ("ssl", ssl_part),
+            ("ssl_allow_plaintext", self.ssl_allow_plaintext),
             ("auth_plugin", self.auth_plugin),
             ("program_name", self.program_name),
             ("server_public_key", self.server_public_key),
@@ -362,6 +374,8 @@ class ConnectParams:
         if self._ssl_settings is not None:
             kwargs["ssl"] = None
             kwargs.update(zip(SSL_SETTING_NAMES, self._ssl_settings, strict=True))
+        if self.ssl_allow_plaintext:
+            kwargs["ssl_allow_plaintext"] = True  # not an aiomysql keyword
         return kwargs
 
     def redacted(self) -> str:

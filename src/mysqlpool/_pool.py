@@ -176,7 +176,7 @@ class Pool:
             # None when there are none: the hot path then skips them in one test.
             hooks=Hooks(name, *hooks) if any(h is not None for h in hooks) else None,
             leaks=None if leak_timeout is None else LeakDetector(clock, leak_timeout, name),
-            reset=Resetter(params, init),
+            reset=Resetter(params, init, options.timeout),
         )
 
         def reap_idle() -> None:  # a reaper pass: the checkout's test, between uses

@@ -88,6 +88,7 @@ from ._extras import aiomysql_keyword_defaults, keyword_defaults
 from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool
+from .errors import DriverNotInstalled
 
 __all__ = ["disable", "enable", "is_enabled"]
 
@@ -429,6 +430,10 @@ def _patch_asyncmy(state: _DropIn) -> None:
     """Patch ``asyncmy.connect`` onto asyncmy pools, if asyncmy is installed."""
     if importlib.util.find_spec("asyncmy") is None:
         return
+    try:
+        importlib.import_module("mysqlpool._driver_asyncmy")
+    except DriverNotInstalled:
+        return  # too old for the pools: its connect is left as it is
     import asyncmy
     import asyncmy.connection
     import asyncmy.contexts

@@ -70,7 +70,7 @@ if _version(asyncmy.version.__VERSION__) < MINIMUM_VERSION:
 DEFAULT_CHARSET = "utf8mb4"
 
 # asyncmy refuses connect_timeout=None; its largest accepted value (a year)
-# is "no limit" in practice. The pool bounds a connection attempt itself.
+# passes its check, and connect() then removes the limit (see there).
 _NO_CONNECT_TIMEOUT = 31536000
 
 _CLOSED_ON_CANCEL = "Cancelled during execution"  # asyncmy's _close_reason
@@ -147,6 +147,14 @@ class AsyncmyDriver:
 
     async def connect(self, params: ConnectParams, init: InitCallback | None) -> Any:
         conn: Any = asyncmy.Connection(**connect_kwargs(params))  # type: ignore[no-untyped-call]
+        if params.connect_timeout is None:
+            # asyncmy wraps its TCP connect in asyncio.wait_for whenever it
+            # has a timeout, and before Python 3.12 wait_for swallows a
+            # cancellation that arrives as the connect completes: the
+            # connection then outlives its cancelled opener, unclosed. With
+            # no timeout of its own it awaits the connect directly; the pool
+            # bounds the attempt.
+            conn._connect_timeout = None
         try:
             # asyncmy closes the socket itself on any failure of connect(),
             # cancellation included; init and the TLS check are ours to clean up.

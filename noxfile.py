@@ -39,6 +39,10 @@ ASYNCMY_MODULES = (
     "tests/test_cluster.py",
     "tests/test_acquire.py",
     "tests/test_drivers.py",
+    # The SQLAlchemy bridge on mysql+asyncmy:// (tests/sa_support.py follows --driver).
+    "tests/test_sqlalchemy_engine.py",
+    "tests/test_sqlalchemy_faults.py",
+    "tests/test_sqlalchemy_features.py",
 )
 
 #: The test modules of mysqlpool.sqlalchemy (the bridge to SQLAlchemy's asyncio engine).

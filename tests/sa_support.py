@@ -11,6 +11,7 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import drivers
 from mysqlpool import Pool
 from mysqlpool.sqlalchemy import MysqlpoolPool, create_async_engine
 
@@ -18,10 +19,11 @@ EngineFactory = Callable[..., AsyncEngine]
 
 
 def sa_url(mysql_dsn: str) -> str:
-    """The test server's DSN as a SQLAlchemy URL for the aiomysql driver."""
+    """The test server's DSN as a SQLAlchemy URL for this run's driver
+    (``pytest --driver``)."""
     scheme, rest = mysql_dsn.split("://", 1)
-    assert scheme in ("mysql", "mariadb", "mysql+aiomysql"), mysql_dsn
-    return "mysql+aiomysql://" + rest
+    assert scheme.partition("+")[0] in ("mysql", "mariadb"), mysql_dsn
+    return f"mysql+{drivers.name()}://" + rest
 
 
 def pool_of(engine: AsyncEngine) -> Pool:

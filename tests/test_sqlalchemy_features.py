@@ -15,6 +15,7 @@ from sqlalchemy import ForeignKey, String, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
+import drivers
 from faultproxy import FaultProxy
 from mysqlpool import parse_dsn
 from mysqlpool.testing import ManualClock
@@ -190,7 +191,7 @@ async def test_failover_across_two_hosts_through_the_engine(
                 conn = await session.connection()
                 raw = await conn.get_raw_connection()
                 driver_conn: Any = raw.driver_connection
-                return int(driver_conn.port)
+                return drivers.port_of(driver_conn)
 
         assert await where() == first.port  # failover: the first host while it is up
         first.refuse()

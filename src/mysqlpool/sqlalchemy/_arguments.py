@@ -16,12 +16,10 @@ from sqlalchemy.engine import URL
 __all__ = ["DRIVERS", "connect_kwargs", "mysqlpool_driver", "pool_options"]
 
 #: SQLAlchemy URL driver -> the mysqlpool driver that opens its connections.
-#: Adding ``"asyncmy": "asyncmy"`` here is all ``mysql+asyncmy://`` needs once
-#: mysqlpool's ``Pool`` takes ``driver="asyncmy"``.
-DRIVERS: dict[str, str] = {"aiomysql": "aiomysql"}
+DRIVERS: dict[str, str] = {"aiomysql": "aiomysql", "asyncmy": "asyncmy"}
 
-#: Drivers SQLAlchemy has that this mysqlpool can't drive yet, and why.
-_NOT_YET = {"asyncmy": "this mysqlpool has no asyncmy driver yet"}
+#: Drivers SQLAlchemy has that this mysqlpool can't drive, and why.
+_NOT_YET: dict[str, str] = {}
 
 #: create_engine arguments that would replace the pool or how it connects.
 _OWNED = ("pool", "poolclass", "creator", "async_creator")

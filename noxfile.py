@@ -14,6 +14,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 LINT_PATHS = ("src", "tests", "examples", "benchmarks", "noxfile.py")
+TYPECHECK_PATHS = LINT_PATHS
 
 
 @nox.session
@@ -32,9 +33,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Type-check the package and the tests with mypy --strict."""
-    session.install("-e", ".[test]", "mypy>=1.10", "types-PyMySQL")
-    session.run("mypy", "--strict", "src", "tests", *session.posargs)
+    """Type-check everything lint covers (package, tests, examples, benchmarks, this file)."""
+    session.install("-e", ".[test]", "mypy>=1.10", "types-PyMySQL", "nox")
+    session.run("mypy", "--strict", *TYPECHECK_PATHS, *session.posargs)
 
 
 @nox.session

@@ -101,7 +101,7 @@ class Connector:
                 refusal = health.turn_away(host, conn, state)
                 if refusal is not None:
                     raise NoServerAvailable(f"pool {self._pool_name}: {host.label}: {refusal}")
-                health.answered(host, state)
+            health.answered(host, state)  # also ends the host's "unknown" state
             return conn, host
         return await self._connect_any(deadline)
 

@@ -129,6 +129,23 @@ def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--handlers: must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["demo", "doctor"])
+def test_a_stray_argument_gets_the_command_s_own_usage(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "mysql://root@127.0.0.1/test", "extra"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: python -m mysqlpool {command} [-h]")
+    assert f"python -m mysqlpool {command}: error: unrecognized arguments: extra" in err
+
+
+def test_a_stray_dsn_is_not_echoed_with_its_password(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "mysql://root@h/test", "mysql://u:s3cret@h/db"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: <withheld" in err
+    assert "s3cret" not in err
+
+
 def test_no_server_anywhere_says_what_was_tried(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,6 +22,7 @@ from typing import TypeAlias
 from ._demo import run_demo
 from ._discovery import EXIT_USAGE, CommandError
 from ._doctor import run_doctor
+from ._redaction import secret_candidates, show
 
 __all__ = ["build_parser", "main"]
 
@@ -61,7 +62,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
 
 
-def _add_demo(commands: _Subparsers) -> None:
+def _add_demo(commands: _Subparsers) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "demo",
         help="run a simulated web workload through a pool and report on it",
@@ -93,13 +94,14 @@ def _add_demo(commands: _Subparsers) -> None:
         help="progress bar on stderr (default: only when stderr is a terminal)",
     )
     parser.set_defaults(run=_run_demo)
+    return parser
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
     return run_doctor(args.dsn, processes=args.processes, as_json=args.json)
 
 
-def _add_doctor(commands: _Subparsers) -> None:
+def _add_doctor(commands: _Subparsers) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "doctor",
         help="check a server and recommend pool settings for it",
@@ -121,10 +123,14 @@ def _add_doctor(commands: _Subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.set_defaults(run=_run_doctor)
+    return parser
 
 
 # One entry per command, in the order --help lists them.
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_demo, _add_doctor)
+_COMMANDS: tuple[Callable[[_Subparsers], argparse.ArgumentParser], ...] = (
+    _add_demo,
+    _add_doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
-        add(commands)
+        command = add(commands)
+        # Arguments left over are reported with the command's own usage line.
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -146,7 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # A stray DSN-like argument may hold a password: withheld, as always.
+            shown = " ".join(
+                show(arg, secret_candidates(arg)) if secret_candidates(arg) else arg
+                for arg in extra
+            )
+            command_parser: argparse.ArgumentParser = args.command_parser
+            command_parser.error(f"unrecognized arguments: {shown}")
     except SystemExit as exc:
         # argparse has already printed the help or the usage error.
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

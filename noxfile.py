@@ -42,7 +42,8 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against the peers: ``nox -s bench -- [--quick] [--dsn DSN] [--only ...]``.
 
-    Writes benchmarks/results/ (results.md, results.json, PNG charts); needs a
+    Writes benchmarks/results/ (results.md, results.json, PNG charts), or
+    build/bench-quick/ for a ``--quick`` smoke run; needs a
     MySQL/MariaDB server (``MYSQL_DSN``, default root@127.0.0.1:3306/test).
     """
     session.install("-e", ".[bench]")

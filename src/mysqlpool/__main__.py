@@ -23,6 +23,7 @@ from ._demo import run_demo
 from ._discovery import EXIT_USAGE, CommandError
 from ._doctor import run_doctor
 from ._redaction import secret_candidates, show
+from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG, description="mysqlpool: an asyncio connection pool for MySQL and MariaDB."
     )
+    parser.add_argument("--version", action="version", version=f"mysqlpool {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
         command = add(commands)

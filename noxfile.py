@@ -172,6 +172,20 @@ def package(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (docs/, mkdocs.yml) with warnings as errors.
+
+    ``nox -s docs -- serve`` previews it instead; the HTML goes to site/.
+    """
+    session.install("-e", ".[docs]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # material's banner about its successor
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Lint with ruff (no format check)."""
     session.install("ruff>=0.5")

@@ -94,19 +94,22 @@ class Pool:
     """An asyncio pool of aiomysql connections to a MySQL or MariaDB server,
     or to one of several (a Galera cluster, a primary with replicas).
 
+    The pool's options (``pool_size``, ``max_overflow``, ``timeout``,
+    ``recycle``, ``max_lifetime``, ``pre_ping``, ``reset_on_return``,
+    ``min_size``, ``reaper_interval``, ``leak_timeout``, ``lifo``, ``name``,
+    ``kill_query_on_cancel``, ``load_balance``, ``target``) are described in
+    :class:`PoolOptions` (``pool.options``). Each may also be given in the
+    DSN's query string (``?pool_size=10&recycle=auto``); one given both ways
+    must agree.
+
     Args:
         dsn: ``mysql://user:password@host:port/db?option=value``, a
             :class:`ConnectParams`, or None to build one from ``connect_kwargs``.
-        pool_size, max_overflow, timeout, recycle, max_lifetime, pre_ping,
-            reset_on_return, min_size, reaper_interval, leak_timeout, lifo,
-            name, kill_query_on_cancel, load_balance, target: the pool's
-            options, described in :class:`PoolOptions` (``pool.options``).
-            Each may also be given in the DSN's query string
-            (``?pool_size=10&recycle=auto``); one given both ways must agree.
         init: ``async def init(conn)`` run on every new connection (and after
             every reset with ``reset_on_return="reset"``, which wipes what it set).
-        on_connect, on_checkout, on_checkin: ``hook(conn)`` called (synchronously)
-            when a connection is opened, handed out, and given back.
+        on_connect: ``hook(conn)`` called (synchronously) when a connection is opened.
+        on_checkout: ``hook(conn)`` called when a connection is handed out.
+        on_checkin: ``hook(conn)`` called when a connection is given back.
         on_discard: ``hook(conn, reason)`` called when the pool closes a
             connection (reason: ``"recycle"``, ``"max_lifetime"``,
             ``"pool full"``, ``"pool closed"``, ``"connection closed"``, ...).
@@ -275,8 +278,9 @@ class Pool:
 
         Raises:
             PoolClosed: the pool was closed (a closed pool never reopens).
-            The driver's error when a ``min_size`` connection can't be opened
-            (the pool stays open and the reaper keeps trying).
+            pymysql.err.MySQLError: the driver's error when a ``min_size``
+                connection can't be opened (the pool stays open and the
+                reaper keeps trying).
         """
         if self._closed:
             raise PoolClosed(f"pool {self._name} is closed; a closed pool can't be reopened")
@@ -391,7 +395,8 @@ class Pool:
         Raises:
             PoolTimeout: no connection within the timeout.
             PoolClosed: the pool is closing or closed.
-            The driver's error if opening a new connection fails.
+            pymysql.err.MySQLError: the driver's error if opening a new
+                connection fails.
         """
         if timeout is _UNSET:
             # _AcquireContext(self, _UNSET) without the __init__ call: CPython

@@ -96,7 +96,9 @@ class Connector:
         health = self._health
         if not health.multi:
             host = health.hostset.hosts[0]
-            conn, state = await bounded(self.open_on(host), deadline, self._clock, _OPENING)
+            conn, state = await bounded(
+                self.open_on(host), deadline, self._clock, _OPENING, self._close_opened
+            )
             if state is not None:
                 refusal = health.turn_away(host, conn, state)
                 if refusal is not None:
@@ -131,7 +133,7 @@ class Connector:
                     raise DeadlineExceeded(_OPENING)
                 host.opening += 1
                 try:
-                    conn, state = await within(self.open_on(host), limit)
+                    conn, state = await within(self.open_on(host), limit, self._close_opened)
                 except (asyncio.TimeoutError, TimeoutError):
                     health.failed(host, "connect timed out")
                     if deadline is not None and clock.now() >= deadline:
@@ -186,6 +188,10 @@ class Connector:
         cap = self._host_limit
         return cap if remaining is None else min(cap, remaining / 2)
 
+    def _close_opened(self, opened: tuple[Any, ServerState | None]) -> None:
+        """Close a connection that opened as its acquire was cancelled or timed out."""
+        self._driver.close(opened[0], graceful=False)
+
     async def open_on(self, host: Host) -> tuple[Any, ServerState | None]:
         """Open one connection to ``host``; its first one also learns the
         server's ``wait_timeout`` for ``recycle="auto"``; where roles matter,
@@ -220,7 +226,9 @@ class Connector:
         health = self._health
         host.opening += 1
         try:
-            conn, state = await within(self.open_on(host), self._host_limit)
+            conn, state = await within(
+                self.open_on(host), self._host_limit, self._close_opened
+            )
         except Exception as exc:
             health.failed(host, f"connect failed: {brief(exc)}")
             return None

@@ -73,3 +73,26 @@ async def test_a_step_that_times_out_has_no_orphan() -> None:
     with pytest.raises(asyncio.TimeoutError):
         await within(step(), 0.01, on_orphan=orphans.append)
     assert orphans == []
+
+
+async def test_a_caller_cancelled_before_the_step_began_leaves_no_coroutine_unawaited() -> None:
+    orphans: list[Any] = []
+    made: list[Opened] = []
+
+    async def step() -> Opened:
+        made.append(Opened())
+        return made[-1]
+
+    caller = asyncio.ensure_future(within(step(), 10, on_orphan=orphans.append))
+    await asyncio.sleep(0)  # the caller has made the step's task; it hasn't run yet
+    caller.cancel()
+    try:
+        got = await caller
+    except asyncio.CancelledError:
+        # Either the step never began (and, filterwarnings = error, no
+        # "coroutine was never awaited" warning follows), or what it made
+        # went to on_orphan.
+        assert orphans == made
+    else:
+        assert [got] == made  # Python <= 3.11: wait_for hands back a result ready in time
+        assert orphans == []

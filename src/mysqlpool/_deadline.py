@@ -44,9 +44,12 @@ async def within(
     """
     if seconds is None:
         return await step
+    started = False
     produced: list[Any] = []
 
     async def keeping() -> Any:
+        nonlocal started
+        started = True
         result = await step
         produced.append(result)  # before anything can drop it
         return result
@@ -56,7 +59,13 @@ async def within(
     try:
         return await asyncio.wait_for(task, seconds)
     except BaseException:
-        if produced and on_orphan is not None:
+        if not started:
+            # Cancelled before the step began: nothing was opened. The step
+            # never will begin now, so close it ("never awaited" otherwise).
+            task.cancel()
+            if asyncio.iscoroutine(step):
+                step.close()
+        elif produced and on_orphan is not None:
             on_orphan(produced[0])
         raise
 

@@ -34,7 +34,7 @@ nox.options.error_on_missing_interpreters = False
 #: The Pythons pyproject.toml's classifiers name (requires-python >= 3.10).
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
-LINT_PATHS = ("src", "tests", "examples", "benchmarks", "noxfile.py")
+LINT_PATHS = ("src", "tests", "examples", "benchmarks", "docs/_ext", "noxfile.py")
 TYPECHECK_PATHS = LINT_PATHS
 
 #: Modules that exercise the pool itself and the driver internals it reads
@@ -205,8 +205,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Type-check everything lint covers (package, tests, examples, benchmarks, this file)."""
-    session.install("-e", ".[test]", "mypy>=1.10", "types-PyMySQL", "nox")
+    """Type-check everything lint covers (package, tests, examples, benchmarks, docs, this file)."""
+    session.install("-e", ".[test,docs]", "mypy>=1.10", "types-PyMySQL", "nox")
     session.run("mypy", "--strict", *TYPECHECK_PATHS, *session.posargs)
 
 

@@ -2,6 +2,9 @@
 
     python benchmarks/run.py [--quick] [--dsn DSN] [--out DIR] [--reps N] [--only a,b]
 
+A --quick run is a smoke test: it writes build/bench-quick/ unless --out says
+otherwise, never the published benchmarks/results/.
+
 The DSN defaults to ``MYSQL_DSN`` or ``mysql://root@127.0.0.1:3306/test``.
 Scenarios: overhead, throughput, fairness, cold, statements, uvloop, memory, preping,
 and SQLAlchemy on mysqlpool against plain SQLAlchemy: sqlalchemy, sqlalchemy_fairness,
@@ -43,6 +46,14 @@ from scenarios import (
 SCENARIOS = (*SCENARIOS, *SA_SCENARIOS)
 
 DEFAULT_DSN = "mysql://root@127.0.0.1:3306/test"
+HERE = Path(__file__).resolve().parent
+PUBLISHED = HERE / "results"  # the figures README and docs quote: full runs only
+QUICK_OUT = HERE.parent / "build" / "bench-quick"  # ignored by git
+
+
+def default_out(quick: bool) -> Path:
+    """Where results go without --out: a quick run must not replace the published ones."""
+    return QUICK_OUT if quick else PUBLISHED
 
 
 class Progress:
@@ -68,7 +79,9 @@ def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
     if kind == "uvloop":
         import uvloop
 
-        return uvloop.new_event_loop
+        # Typed by uvloop itself; the annotation keeps it typed where it isn't installed.
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+        return factory
     return asyncio.new_event_loop
 
 
@@ -329,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run, under a minute")
     ap.add_argument("--dsn", default=os.environ.get("MYSQL_DSN", DEFAULT_DSN))
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=None,
+                    help="results folder (default: benchmarks/results, or "
+                    "build/bench-quick with --quick)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 1)")
     ap.add_argument("--only", default="", help="comma-separated scenarios: "
                     + ",".join(s.key for s in SCENARIOS))
@@ -347,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown implementation(s): {', '.join(sorted(set(impls) - set(ALL_IMPLS)))}")
     scenarios = [s for s in SCENARIOS if not only or s.key in only]
     cfg = Config(dsn=args.dsn, quick=args.quick, reps=reps, impls=impls)
-    out = Path(args.out)
+    out = Path(args.out) if args.out is not None else default_out(args.quick)
     out.mkdir(parents=True, exist_ok=True)
 
     facts = machine_facts(cfg.dsn)

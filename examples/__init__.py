@@ -1,1 +1,2 @@
-"""Recipes from README.md, each a complete program (tested in tests/test_recipe*.py)."""
+"""Recipes from docs/guides/ (web.md, workers.md), each a complete program
+(tested in tests/test_recipe*.py)."""

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import types
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pymysql
@@ -142,6 +143,47 @@ def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["demo", "--handlers", "0"]) == 2
     assert "--handlers: must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "doctor"])
+def test_a_stray_argument_gets_the_command_s_own_usage(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "mysql://root@127.0.0.1/test", "extra"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: python -m mysqlpool {command} [-h]")
+    assert f"python -m mysqlpool {command}: error: unrecognized arguments: extra" in err
+
+
+def test_a_stray_dsn_is_not_echoed_with_its_password(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "mysql://root@h/test", "mysql://u:s3cret@h/db"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: <withheld" in err
+    assert "s3cret" not in err
+
+
+def _documented_exit_statuses() -> dict[tuple[str, str], int]:
+    """docs/cli.md's exit-status table: (command, situation) -> status."""
+    page = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+    table: dict[tuple[str, str], int] = {}
+    for row in re.findall(r"^\| (\d+) \| (.*) \| (.*) \|$", page.read_text(), re.M):
+        status, demo, doctor = int(row[0]), row[1], row[2]
+        for command, text in (("demo", demo), ("doctor", doctor)):
+            for situation in ("malformed DSN", "unreachable"):
+                if situation in text:
+                    table[(command, situation)] = status
+    return table
+
+
+@pytest.mark.parametrize("command", ["demo", "doctor"])
+def test_the_documented_exit_statuses_hold(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    documented = _documented_exit_statuses()
+    malformed = "mysql://root:s3cret@host:notaport/db"
+    assert main([command, malformed]) == documented[(command, "malformed DSN")]
+    assert main([command, UNREACHABLE_DSN]) == documented[(command, "unreachable")]
+    assert "s3cret" not in capsys.readouterr().err
 
 
 def test_no_server_anywhere_says_what_was_tried(

@@ -164,3 +164,28 @@ def test_from_env_names_a_missing_or_bad_variable(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ValueError, match="APP_DB") as raised:
         Pool.from_env("APP_DB")
     assert "s3cretpw" not in str(raised.value)
+
+
+def test_a_misspelt_option_in_the_dsn_suggests_the_nearest_name() -> None:
+    hint = r"unknown option 'pool_sise' \(did you mean pool_size\?\)"
+    with pytest.raises(ValueError, match=hint):
+        Pool("mysql://app:s3cret@h/db?pool_sise=3")
+
+
+def test_the_unknown_option_error_lists_pool_and_connection_options() -> None:
+    with pytest.raises(ValueError, match="unknown option 'bogus'") as caught:
+        Pool("mysql://app:s3cret@h/db?bogus=3")
+    message = str(caught.value)
+    assert "did you mean" not in message  # nothing is close to "bogus"
+    assert "connection options: " in message
+    assert "pool options: " in message
+    for name in ("charset", "connect_timeout", "pool_size", "max_overflow", "recycle"):
+        assert name in message
+    assert "s3cret" not in message
+
+
+def test_a_misspelt_keyword_suggests_the_nearest_option() -> None:
+    with pytest.raises(TypeError, match=r"'pool_sise' \(did you mean pool_size\?\)"):
+        Pool("mysql://app@h/db", pool_sise=3)
+    with pytest.raises(TypeError, match=r"'chrset' \(did you mean charset\?\)"):
+        Pool(host="h", chrset="utf8mb4")

@@ -134,6 +134,18 @@ async def test_stats_report_every_host(
     await give_back(pool, conns[1:])
 
 
+async def test_hosts_are_unknown_until_the_pool_first_connects_to_them(
+    make_pool: PoolFactory, multi_params: ConnectParams, hosts: list[FaultProxy]
+) -> None:
+    hosts[0].refuse()
+    pool = await make_pool(multi_params, pool_size=3, load_balance="failover")
+    assert [host.state for host in pool.stats().hosts.values()] == ["unknown"] * 3
+    async with pool.acquire():
+        pass
+    # The first host refused, the second answered; the third was never needed.
+    assert [host.state for host in pool.stats().hosts.values()] == ["down", "up", "unknown"]
+
+
 async def test_a_single_host_pool_reports_its_one_host(make_pool: PoolFactory) -> None:
     pool = await make_pool(pool_size=2)
     async with pool.acquire():

@@ -212,6 +212,18 @@ async def test_scrape_reports_exactly_what_stats_says(make_pool: PoolFactory) ->
     assert series_of(after, pool.name) == expected(pool.stats())
 
 
+async def test_a_host_not_contacted_yet_has_no_up_sample(mysql_dsn: str) -> None:
+    pool = Pool(mysql_dsn, name="fresh")
+    registry = CollectorRegistry()
+    PoolCollector(pool, registry=registry)
+    found = parse_hosts(generate_latest(registry).decode())
+    (address,) = pool.stats().hosts
+    assert pool.stats().hosts[address].state == "unknown"
+    assert "mysqlpool_host_up" not in found  # neither up nor down yet
+    assert found["mysqlpool_host_connections_open"] == {("fresh", address): 0}
+    await pool.close()
+
+
 async def test_scrape_reports_every_host_of_the_pool(
     make_pool: PoolFactory, mysql_dsn: str
 ) -> None:

@@ -7,6 +7,7 @@ from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool, create_pool
 from ._stats import HostStats, PoolStats
+from ._version import __version__
 from .errors import (
     DriverNotInstalled,
     NoServerAvailable,
@@ -29,11 +30,10 @@ __all__ = [
     "PoolOverloaded",
     "PoolStats",
     "PoolTimeout",
+    "__version__",
     "create_pool",
     "disable",
     "enable",
     "is_enabled",
     "parse_dsn",
 ]
-
-__version__ = "0.1.0"

@@ -23,6 +23,8 @@ from ._demo import run_demo
 from ._discovery import EXIT_USAGE, CommandError
 from ._doctor import run_doctor
 from ._driver_names import DRIVER_NAMES
+from ._redaction import secret_candidates, show
+from ._version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -75,7 +77,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
 
 
-def _add_demo(commands: _Subparsers) -> None:
+def _add_demo(commands: _Subparsers) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "demo",
         help="run a simulated web workload through a pool and report on it",
@@ -108,6 +110,7 @@ def _add_demo(commands: _Subparsers) -> None:
     )
     _add_driver_argument(parser)
     parser.set_defaults(run=_run_demo)
+    return parser
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
@@ -116,7 +119,7 @@ def _run_doctor(args: argparse.Namespace) -> int:
     )
 
 
-def _add_doctor(commands: _Subparsers) -> None:
+def _add_doctor(commands: _Subparsers) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         "doctor",
         help="check a server and recommend pool settings for it",
@@ -139,10 +142,14 @@ def _add_doctor(commands: _Subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     _add_driver_argument(parser)
     parser.set_defaults(run=_run_doctor)
+    return parser
 
 
 # One entry per command, in the order --help lists them.
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_demo, _add_doctor)
+_COMMANDS: tuple[Callable[[_Subparsers], argparse.ArgumentParser], ...] = (
+    _add_demo,
+    _add_doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,9 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG, description="mysqlpool: an asyncio connection pool for MySQL and MariaDB."
     )
+    parser.add_argument("--version", action="version", version=f"mysqlpool {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
-        add(commands)
+        command = add(commands)
+        # Arguments left over are reported with the command's own usage line.
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -164,7 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # A stray DSN-like argument may hold a password: withheld, as always.
+            shown = " ".join(
+                show(arg, secret_candidates(arg)) if secret_candidates(arg) else arg
+                for arg in extra
+            )
+            command_parser: argparse.ArgumentParser = args.command_parser
+            command_parser.error(f"unrecognized arguments: {shown}")
     except SystemExit as exc:
         # argparse has already printed the help or the usage error.
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

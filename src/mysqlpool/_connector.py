@@ -106,7 +106,7 @@ class Connector:
                 refusal = health.turn_away(host, conn, state)
                 if refusal is not None:
                     raise self._no_server(f"pool {self._pool_name}: {host.label}: {refusal}")
-                health.answered(host, state)
+            health.answered(host, state)  # also ends the host's "unknown" state
             return conn, host
         return await self._connect_any(deadline)
 
@@ -192,8 +192,8 @@ class Connector:
         return cap if remaining is None else min(cap, remaining / 2)
 
     def _close_opened(self, opened: tuple[Any, ServerState | None]) -> None:
-        """Close a connection opened for an acquire that was cancelled meanwhile."""
-        self._driver.close(opened[0], graceful=True)
+        """Close a connection that opened as its acquire was cancelled or timed out."""
+        self._driver.close(opened[0], graceful=False)
 
     async def open_on(self, host: Host) -> tuple[Any, ServerState | None]:
         """Open one connection to ``host``; its first one also learns the

@@ -235,7 +235,7 @@ class AiomysqlDriver:
 
     async def kill_query(self, params: ConnectParams, thread_id: int, timeout: float) -> None:
         conn = await within(
-            self.connect(params, None), timeout, lambda conn: self.close(conn, graceful=True)
+            self.connect(params, None), timeout, lambda late: self.close(late, graceful=False)
         )
         try:
             await asyncio.wait_for(conn.query(f"KILL QUERY {int(thread_id)}"), timeout)

@@ -376,9 +376,11 @@ def enable(
     code should use :class:`Pool` directly.
 
     Args:
-        pool_size, recycle, pool_options: as :class:`Pool` takes them, for
-            every pool. ``reset_on_return`` defaults to ``"reset"`` here, so
-            each ``connect()`` gets a session as fresh as a new connection's.
+        pool_size: as :class:`Pool` takes it, for every pool.
+        recycle: as :class:`Pool` takes it, for every pool.
+        pool_options: the other options of :class:`Pool`, for every pool.
+            ``reset_on_return`` defaults to ``"reset"`` here, so each
+            ``connect()`` gets a session as fresh as a new connection's.
         ssl_allow_plaintext: a ``connect(ssl=...)`` to a server that offers
             no TLS is refused by default (``OperationalError`` 2026,
             "refusing a plaintext connection"), where plain aiomysql

@@ -9,16 +9,21 @@ first (``_options.split_pool_options``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._driver_names import DRIVER_NAMES
+from ._extras import EXPLICIT, keyword_defaults
 from ._hostport import parse_hostport
-from ._options import POOL_OPTION_DEFAULTS, parse_bool
+from ._options import DSN_POOL_OPTIONS, POOL_OPTION_DEFAULTS, parse_bool
 from ._params import ConnectParams
 from ._query import invalid_dsn, percent_decode, query_items
 from ._redaction import secret_candidates, show
+from ._suggest import did_you_mean
+from .errors import DriverNotInstalled
 
 # ConnectParams is re-exported: "from ._dsn import ConnectParams, parse_dsn"
 # was the import path before it had a module of its own.
@@ -193,8 +198,7 @@ def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
                 "Pool(), create_pool() or PoolManager"
             )
         if name not in _OPTIONS:
-            known = ", ".join(sorted(_OPTIONS))
-            invalid_dsn(f"unknown option {shown} (known options: {known})")
+            invalid_dsn(_unknown_option(name, shown))
         if name in seen:
             invalid_dsn(f"option {shown} given more than once")
         seen.add(name)
@@ -211,12 +215,43 @@ def _parse_query(query: str, secrets: list[str]) -> dict[str, Any]:
     return kwargs
 
 
+def _unknown_option(name: str, shown: str) -> str:
+    # Both kinds are listed: Pool() takes its own options out of the query
+    # string before parsing it, so a misspelt pool option ends up here.
+    hint = did_you_mean(name, [*_OPTIONS, *DSN_POOL_OPTIONS])
+    return (
+        f"unknown option {shown}{hint}; connection options: {', '.join(sorted(_OPTIONS))}; "
+        f"pool options: {', '.join(DSN_POOL_OPTIONS)}"
+    )
+
+
+def _check_keywords(overrides: Mapping[str, Any]) -> None:
+    """A keyword neither ConnectParams nor the driver's connect takes gets a
+    TypeError with the nearest connection or pool option: pool options that
+    reach here were misspelt, since Pool() takes its own by name.
+
+    The driver is ``driver=`` when given; else the keywords of every
+    installed driver are accepted here (the DSN may name the driver, and
+    ConnectParams checks the keywords against it)."""
+    driver = overrides.get("driver")
+    names = [driver] if driver in DRIVER_NAMES else DRIVER_NAMES
+    accepted = {*EXPLICIT, "hosts", "loop", "driver"}
+    for name in names:
+        with contextlib.suppress(DriverNotInstalled):
+            accepted.update(keyword_defaults(name))
+    for name in overrides:
+        if name not in accepted:
+            hint = did_you_mean(name, [*accepted - {"loop"}, *POOL_OPTION_DEFAULTS])
+            raise TypeError(f"unexpected keyword argument {name!r}{hint}")
+
+
 def resolve_params(dsn: str | ConnectParams | None, overrides: Mapping[str, Any]) -> ConnectParams:
     """What ``Pool(dsn, **connect_kwargs)`` and the manager accept, as one ConnectParams.
 
     A DSN string or a ConnectParams, with keyword overrides on top; or just
     the keywords when ``dsn`` is None.
     """
+    _check_keywords(overrides)
     if dsn is None:
         return ConnectParams(**overrides)
     if isinstance(dsn, str):

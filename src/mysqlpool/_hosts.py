@@ -48,6 +48,7 @@ class Host:
 
     __slots__ = (
         "address",
+        "contacted",
         "down_reason",
         "failures",
         "failures_total",
@@ -68,6 +69,7 @@ class Host:
         self.params = params  # the pool's parameters with this one server
         self.position = position  # in the DSN: the failover order
         self.up = True  # until shown otherwise
+        self.contacted = False  # a connect to it has succeeded or marked it down
         self.down_reason: str | None = None
         self.failures = 0  # in a row, for the backoff
         self.failures_total = 0
@@ -77,8 +79,21 @@ class Host:
         self.role: str | None = None  # "primary" | "replica", once seen
         self.wait_timeout_read = False  # recycle="auto" has seen this server's
 
+    @property
+    def state(self) -> str:
+        """``"unknown"`` until a connect to it succeeds or marks it down, then
+        ``"up"`` or ``"down"``.
+
+        Not contacted yet, a host is still tried as if up: "unknown" is only
+        what the stats say, so that a dashboard doesn't show a server the pool
+        never reached as healthy.
+        """
+        if not self.contacted:
+            return "unknown"
+        return "up" if self.up else "down"
+
     def __repr__(self) -> str:
-        state = "up" if self.up else f"down ({self.down_reason})"
+        state = self.state if self.up else f"down ({self.down_reason})"
         return f"<Host {self.label} {state} open={self.open}>"
 
 
@@ -158,6 +173,7 @@ class HostSet:
         if state is not None:
             host.role = state.role
         was_down = not host.up
+        host.contacted = True
         host.up = True
         host.down_reason = None
         host.failures = 0
@@ -174,6 +190,7 @@ class HostSet:
         is back within a second of being ready, however long it was away.
         """
         was_up = host.up
+        host.contacted = True
         host.down_reason = reason
         if was_up or host.retry_at <= now:
             host.up = False
@@ -225,7 +242,7 @@ class HostSet:
             host.label: HostStats(
                 host=host.address[0],
                 port=host.address[1],
-                state="up" if host.up else "down",
+                state=host.state,
                 open=host.open,
                 idle=idle_counts.get(host.label, 0),
                 in_use=in_use_counts.get(host.label, 0),

@@ -16,7 +16,13 @@ from ._config import PoolOptions
 from ._query import query_items
 from ._redaction import secret_candidates
 
-__all__ = ["POOL_OPTION_DEFAULTS", "merge_dsn_options", "parse_bool", "split_pool_options"]
+__all__ = [
+    "DSN_POOL_OPTIONS",
+    "POOL_OPTION_DEFAULTS",
+    "merge_dsn_options",
+    "parse_bool",
+    "split_pool_options",
+]
 
 #: Every option ``Pool`` takes besides the connection itself, with its default.
 POOL_OPTION_DEFAULTS: dict[str, Any] = {
@@ -92,6 +98,9 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "target": str,
     "max_waiting": _optional(_integer),
 }
+
+#: The pool options a DSN's query string may set (not init, the hooks, clock).
+DSN_POOL_OPTIONS: tuple[str, ...] = tuple(sorted(_CONVERTERS))
 
 
 def split_pool_options(dsn: str) -> tuple[str, dict[str, Any]]:

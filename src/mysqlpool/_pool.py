@@ -58,29 +58,35 @@ _UNSET: Any = object()
 
 
 class Pool:
-    """An asyncio pool of aiomysql connections to a MySQL or MariaDB server,
-    or to one of several (a Galera cluster, a primary with replicas).
+    """An asyncio pool of aiomysql (or asyncmy) connections to a MySQL or
+    MariaDB server, or to one of several (a Galera cluster, a primary with
+    replicas).
+
+    The pool's options (``pool_size``, ``max_overflow``, ``timeout``,
+    ``recycle``, ``max_lifetime``, ``pre_ping``, ``reset_on_return``,
+    ``min_size``, ``reaper_interval``, ``leak_timeout``, ``lifo``, ``name``,
+    ``kill_query_on_cancel``, ``load_balance``, ``target``, ``max_waiting``)
+    are described in
+    :class:`PoolOptions` (``pool.options``). Each may also be given in the
+    DSN's query string (``?pool_size=10&recycle=auto``); one given both ways
+    must agree.
 
     Args:
         dsn: ``mysql://user:password@host:port/db?option=value``, a
             :class:`ConnectParams`, or None to build one from ``connect_kwargs``.
-        pool_size, max_overflow, timeout, recycle, max_lifetime, pre_ping,
-            reset_on_return, min_size, reaper_interval, leak_timeout, lifo,
-            name, kill_query_on_cancel, load_balance, target, max_waiting: the pool's
-            options, described in :class:`PoolOptions` (``pool.options``).
-            Each may also be given in the DSN's query string
-            (``?pool_size=10&recycle=auto``); one given both ways must agree.
         init: ``async def init(conn)`` run on every new connection (and after
             every reset with ``reset_on_return="reset"``, which wipes what it set).
-        on_connect, on_checkout, on_checkin: ``hook(conn)`` called (synchronously)
-            when a connection is opened, handed out, and given back.
+        on_connect: ``hook(conn)`` called (synchronously) when a connection is opened.
+        on_checkout: ``hook(conn)`` called when a connection is handed out.
+        on_checkin: ``hook(conn)`` called when a connection is given back.
         on_discard: ``hook(conn, reason)`` called when the pool closes a
             connection (reason: ``"recycle"``, ``"max_lifetime"``,
             ``"pool full"``, ``"pool closed"``, ``"connection closed"``, ...).
             A hook that raises is logged and ignored.
         clock: the time source (default: the monotonic clock); tests pass a
             :class:`mysqlpool.testing.ManualClock` to move time themselves.
-        connect_kwargs: other ``aiomysql.connect`` keywords.
+        connect_kwargs: other connect keywords of the driver (``driver="asyncmy"``
+            chooses asyncmy; see ``docs/drivers.md``).
 
     Raises:
         ValueError: for an option out of range or a malformed DSN (the message
@@ -212,8 +218,9 @@ class Pool:
 
         Raises:
             PoolClosed: the pool was closed (a closed pool never reopens).
-            The driver's error when a ``min_size`` connection can't be opened
-            (the pool stays open and the reaper keeps trying).
+            pymysql.err.MySQLError: the driver's error when a ``min_size``
+                connection can't be opened (the pool stays open and the
+                reaper keeps trying).
         """
         if self._state.closed:
             raise PoolClosed(f"pool {self._name} is closed; a closed pool can't be reopened")
@@ -323,7 +330,8 @@ class Pool:
             PoolOverloaded: (a PoolTimeout) ``max_waiting`` acquirers were
                 already waiting; raised at once.
             PoolClosed: the pool is closing or closed.
-            The driver's error if opening a new connection fails.
+            pymysql.err.MySQLError: the driver's error if opening a new
+                connection fails.
         """
         if timeout is _UNSET:
             # AcquireContext(...) without the __init__ call: CPython 3.11

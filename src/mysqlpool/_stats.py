@@ -11,8 +11,10 @@ __all__ = ["HostStats", "PoolStats", "imbalances"]
 class HostStats:
     """One server of a pool's host list.
 
-    ``state`` is ``"up"`` or ``"down"`` (``down_reason`` says why: a failed
-    connect, a lost connection, the wrong role, a Galera node not Synced);
+    ``state`` is ``"unknown"`` until a connect to the host succeeds or
+    marks it down (until then it is tried as if up), then ``"up"`` or ``"down"``
+    (``down_reason`` says why: a failed connect, a lost connection, the
+    wrong role, a Galera node not Synced);
     ``open``, ``idle`` and ``in_use`` count this pool's connections to it;
     ``failures`` counts the times it was marked down; ``role`` is
     ``"primary"`` or ``"replica"`` as last seen (None until a pool that

@@ -27,7 +27,8 @@ Counters
     ``mysqlpool_acquire_wait_seconds_total``,
     ``mysqlpool_acquire_overloaded_total`` (refused at once by ``max_waiting``).
 Per server (labels ``pool``, ``driver`` and ``host``, as ``"host:port"``)
-    ``mysqlpool_host_up`` (1 up, 0 down), ``mysqlpool_host_connections_open``,
+    ``mysqlpool_host_up`` (1 up, 0 down, no sample before the pool's first
+    connect to it), ``mysqlpool_host_connections_open``,
     ``mysqlpool_host_connections_in_use``, ``mysqlpool_host_failures_total``.
 
 Which pools are reported:
@@ -169,13 +170,16 @@ _METRICS: tuple[tuple[str, type[_Family], str, Callable[[PoolStats], float | Non
     ),
 )
 
+# A host not contacted yet ("unknown") has no host_up sample: neither up nor down.
+_HOST_UP = {"up": 1.0, "down": 0.0}
+
 # Per server of the pool's host list: labels pool and host ("host:port").
-_HOST_METRICS: tuple[tuple[str, type[_Family], str, Callable[[HostStats], float]], ...] = (
+_HOST_METRICS: tuple[tuple[str, type[_Family], str, Callable[[HostStats], float | None]], ...] = (
     (
         "host_up",
         GaugeMetricFamily,
         "1 while the pool sends new connections to this server, 0 while it is down.",
-        lambda h: 1 if h.state == "up" else 0,
+        lambda h: _HOST_UP.get(h.state),
     ),
     (
         "host_connections_open",
@@ -351,7 +355,9 @@ class PoolCollector(Collector):
                 for family, (_, _, _, host_value) in zip(
                     host_families, _HOST_METRICS, strict=True
                 ):
-                    family.add_metric([label, driver, address], host_value(host))
+                    value = host_value(host)
+                    if value is not None:
+                        family.add_metric([label, driver, address], value)
         yield from families
 
     def _families(self) -> list[_Family]:

@@ -110,7 +110,10 @@ def sqlalchemy_app() -> FastAPI:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     params = mysqlpool.parse_dsn(DSN)
-    login = f"{params.user}:{params.password or ''}"
+    password = params.password or ""
+    if isinstance(password, bytes):
+        password = password.decode()
+    login = f"{params.user}:{password}"
     url = f"mysql+aiomysql://{login}@{params.host}:{params.port}/{params.db}"
 
     @contextlib.asynccontextmanager

@@ -345,9 +345,9 @@ def main() -> None:
         for middleware in {"both": (True, False), "on": (True,), "off": (False,)}[args.middleware]:
             for _ in range(args.burst_reps):
                 for layer in layers:
-                    result = asyncio.run(burst(layer, middleware))
-                    print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
-                    bursts.append(result)
+                    outcome = asyncio.run(burst(layer, middleware))
+                    print(json.dumps(asdict(outcome)), file=sys.stderr, flush=True)
+                    bursts.append(outcome)
     command = "python benchmarks/http_load.py " + " ".join(sys.argv[1:])
     text = report(loads, bursts, command.strip(), args.seconds)
     print(text)

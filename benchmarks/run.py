@@ -35,15 +35,17 @@ from adapters import connect_kwargs
 from sa_scenarios import SA_NOTES, SA_SCENARIOS
 from scenarios import (
     ALL_IMPLS,
-    SCENARIOS,
     Config,
     Job,
     Scenario,
     fmt,
     md_table,
 )
+from scenarios import (
+    SCENARIOS as CORE_SCENARIOS,
+)
 
-SCENARIOS = (*SCENARIOS, *SA_SCENARIOS)
+SCENARIOS: tuple[Scenario, ...] = (*CORE_SCENARIOS, *SA_SCENARIOS)
 
 DEFAULT_DSN = "mysql://root@127.0.0.1:3306/test"
 HERE = Path(__file__).resolve().parent

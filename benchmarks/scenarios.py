@@ -540,9 +540,9 @@ async def _bare(cfg: Config, driver: str, n: int) -> list[Any]:
     kw = connect_kwargs(cfg.dsn)
     if driver == "asyncmy":
         import asyncmy
-        from adapters import AsyncmyAdapter
+        from adapters import asyncmy_kwargs
 
-        kw = AsyncmyAdapter(cfg.dsn, 1)._asyncmy_kwargs()
+        kw = asyncmy_kwargs(kw)
         conns = list(await asyncio.gather(*(asyncmy.connect(**kw) for _ in range(n))))
     else:
         conns = list(await asyncio.gather(*(aiomysql.connect(**kw) for _ in range(n))))

@@ -119,6 +119,16 @@ async def _rows_unseen(conn: Any, statement: str) -> Any:
     return rows
 
 
+def _plaintext_refused(params: ConnectParams) -> str:
+    if params.ssl_allow_plaintext:
+        # asyncmy has no plaintext fallback to allow: it fails the handshake.
+        return (
+            f"{PLAINTEXT_REFUSED} (asyncmy can't go on in plaintext: "
+            "ssl_allow_plaintext=True needs the aiomysql driver)"
+        )
+    return PLAINTEXT_REFUSED
+
+
 def connect_kwargs(params: ConnectParams) -> dict[str, Any]:
     """``params`` as keywords for ``asyncmy.connect`` / ``asyncmy.Connection``."""
     kwargs = params.connect_kwargs()
@@ -165,11 +175,13 @@ class AsyncmyDriver:
                     # asyncmy never falls back to plaintext, but reports a
                     # server without TLS as a failed TLS handshake (2003).
                     raise asyncmy.errors.OperationalError(
-                        CR_SSL_CONNECTION_ERROR, PLAINTEXT_REFUSED
+                        CR_SSL_CONNECTION_ERROR, _plaintext_refused(params)
                     ) from None
                 raise
             if params.ssl is not None and conn._transport.get_extra_info("ssl_object") is None:
-                raise asyncmy.errors.OperationalError(CR_SSL_CONNECTION_ERROR, PLAINTEXT_REFUSED)
+                raise asyncmy.errors.OperationalError(
+                    CR_SSL_CONNECTION_ERROR, _plaintext_refused(params)
+                )
             if init is not None:
                 await init(conn)
         except BaseException:

@@ -83,6 +83,19 @@ the same, as tests/test_dropin_parity.py checks):
   them; ``disable()`` before that loop ends.
 * ``aiomysql.create_pool`` is left alone (aiomysql's pool already pools), as
   is a ``connect`` someone imported by name before ``enable()``.
+
+asyncmy
+-------
+When asyncmy is installed (and new enough for the pools' asyncmy driver),
+``asyncmy.connect`` and ``asyncmy.connection.connect`` are patched too, onto
+pools with ``driver="asyncmy"``; the keywords are asyncmy's (``database``,
+``port=0``, ``connect_timeout`` 10 s by default). asyncmy's connection keeps
+its state in C slots, which no second object can share, so its holders get
+a proxy instead (``_dropin_asyncmy.AsyncmyHolder``), cut off at the return
+the same way; what that changes (cursors made before the return keep the
+real connection, the slot of a connection asyncmy closed itself comes back
+at the holder's close) is in that module and docs/dropin.md.
+``asyncmy.create_pool`` is left alone.
 """
 
 from __future__ import annotations
@@ -448,14 +461,15 @@ def enable(
     ssl_allow_plaintext: bool = False,
     **pool_options: Any,
 ) -> PoolManager:
-    """Make ``aiomysql.connect`` check connections out of pools.
+    """Make ``aiomysql.connect`` (and ``asyncmy.connect``) check connections out of pools.
 
     From now on ``await aiomysql.connect(**kw)`` and ``async with
     aiomysql.connect(**kw) as conn`` take a connection from the pool for
     those parameters (one pool per identity, as :class:`PoolManager`
     keys them), and the connection's ``close()`` / ``ensure_closed()``
-    give it back. Meant for migrating an existing aiomysql code base; new
-    code should use :class:`Pool` directly.
+    give it back. With asyncmy installed, ``asyncmy.connect`` does the
+    same on pools with ``driver="asyncmy"``. Meant for migrating an
+    existing code base; new code should use :class:`Pool` directly.
 
     Args:
         pool_size, recycle, pool_options: as :class:`Pool` takes them, for
@@ -520,7 +534,7 @@ def is_enabled() -> bool:
 
 
 def disable() -> _Disabled:
-    """Undo :func:`enable`: restore aiomysql and close the pools.
+    """Undo :func:`enable`: restore aiomysql (and asyncmy) and close the pools.
 
     At once: every patched attribute is the very object it was before,
     checkouts are refused, idle connections are closed and the pools'

@@ -30,6 +30,7 @@ from polling import until
 asyncmy = pytest.importorskip("asyncmy")
 asyncmy_connection = pytest.importorskip("asyncmy.connection")
 asyncmy_errors = pytest.importorskip("asyncmy.errors")
+asyncmy_cursors = pytest.importorskip("asyncmy.cursors")
 from mysqlpool._driver_asyncmy import ASYNCMY  # noqa: E402  (needs asyncmy)
 
 # The very objects drop-in mode must put back (aiomysql's too: one enable()
@@ -152,6 +153,12 @@ async def test_asyncmy_keywords_mean_what_they_mean_to_asyncmy(
     params = only_pool(manager).params
     assert params.db == login["database"]  # database=, asyncmy's name for db
     assert params.connect_timeout == 10  # asyncmy's default, not "no limit"
+    # asyncmy's own keywords pass through to its connect, on a pool of their own.
+    dict_rows = asyncmy_cursors.DictCursor
+    async with asyncmy.connect(**login, cursor_cls=dict_rows) as conn, conn.cursor() as cur:
+        await cur.execute("SELECT 7 AS seven")
+        assert await cur.fetchone() == {"seven": 7}
+    assert len(manager.pools) == 2
 
     with pytest.raises(TypeError, match=r"asyncmy\.connect\(sock=\.\.\.\) can't be pooled"):
         await asyncmy.connect(sock=object(), **login)

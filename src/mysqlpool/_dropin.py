@@ -241,19 +241,20 @@ class _ProxyLease(_Lease):
     (asyncmy's connection has no attribute dict to share; see
     ``_dropin_asyncmy``), cut off from the connection at detach."""
 
-    __slots__ = ()
+    __slots__ = ("asyncmy_side",)
 
-    def __init__(self, state: _DropIn, pool: Pool, conn: Any, holder_class: Any) -> None:
+    def __init__(self, state: _DropIn, pool: Pool, conn: Any, asyncmy_side: Any) -> None:
         self.state = state
         self.pool = pool
         self.conn = conn
         self.closed_state = {}
         self.task = None
-        self.view = holder_class(conn, self)
+        self.view = asyncmy_side.AsyncmyHolder(conn, self)
+        self.asyncmy_side = asyncmy_side
         state.out.add(self)
 
     def detach(self) -> None:
-        self.view._mysqlpool_detach(self)
+        self.asyncmy_side.detach(self.view, self)
 
 
 @functools.cache
@@ -395,7 +396,7 @@ async def _check_out(
     # As aiomysql.connect's: no last statement (insert_id() is 0).
     driver.forget_results(conn)
     if asyncmy_side is not None:
-        return _ProxyLease(state, pool, conn, asyncmy_side.AsyncmyHolder).view
+        return _ProxyLease(state, pool, conn, asyncmy_side).view
     return _Lease(state, pool, conn, driver.closed_state()).view
 
 
@@ -523,7 +524,13 @@ def enable(
         state.replacements[(module, name)] = patched
     for module, name in _TARGETS:
         setattr(module, name, patched)
-    _patch_asyncmy(state)
+    try:
+        _patch_asyncmy(state)
+    except BaseException:
+        for (module, name), original in state.originals.items():
+            setattr(module, name, original)  # all or nothing
+        state.manager.close_nowait()
+        raise
     _state = state
     return state.manager
 

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 import asyncmy.connection
 import asyncmy.errors
 
-__all__ = ["AsyncmyHolder", "Lease", "connect_keywords"]
+__all__ = ["AsyncmyHolder", "Lease", "connect_keywords", "detach"]
 
 _CONNECTION = asyncmy.connection.Connection
 
@@ -72,7 +72,11 @@ class Lease(Protocol):
 class AsyncmyHolder:
     """What a drop-in ``asyncmy.connect()`` hands its caller: the pooled
     connection, through a proxy cut off at its return (see the module's
-    docstring)."""
+    docstring).
+
+    ``_mysqlpool_lease`` is the attribute every drop-in holder object has
+    (the aiomysql ones too): its checkout while attached, else None.
+    """
 
     # Names no asyncmy attribute has: everything else is forwarded.
     __slots__ = ("_mysqlpool_conn", "_mysqlpool_lease")
@@ -80,13 +84,6 @@ class AsyncmyHolder:
     def __init__(self, conn: Any, lease: Lease) -> None:
         object.__setattr__(self, "_mysqlpool_conn", conn)
         object.__setattr__(self, "_mysqlpool_lease", lease)
-
-    def _mysqlpool_detach(self, lease: Lease) -> None:
-        """From now on this object is a closed connection (only ``lease``'s
-        detach counts: a proxy is detached once)."""
-        if self._mysqlpool_lease is lease:
-            object.__setattr__(self, "_mysqlpool_conn", None)
-            object.__setattr__(self, "_mysqlpool_lease", None)
 
     # isinstance(holder, asyncmy.connection.Connection) holds, as for the
     # objects aiomysql's drop-in hands out.
@@ -155,6 +152,14 @@ class AsyncmyHolder:
         if conn is None:
             return "<mysqlpool drop-in asyncmy connection, given back>"
         return f"<mysqlpool drop-in holder of {conn!r}>"
+
+
+def detach(holder: AsyncmyHolder, lease: Lease) -> None:
+    """From now on ``holder`` is a closed connection. Only its own checkout's
+    detach counts: a proxy is detached once."""
+    if holder._mysqlpool_lease is lease:
+        object.__setattr__(holder, "_mysqlpool_conn", None)
+        object.__setattr__(holder, "_mysqlpool_lease", None)
 
 
 def connect_keywords(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -128,8 +128,10 @@ async def test_enable_patches_asyncmy_connect_and_close_gives_the_connection_bac
     first_id = await one_value(first, "SELECT CONNECTION_ID()")
     first.close()
     assert not first.connected  # as in asyncmy: this object is done with
-    with pytest.raises(asyncmy_errors.InterfaceError):
+    with pytest.raises(first.Error):  # DB-API's conn.Error, still there
         first.cursor()  # a stale reference never reaches the pooled connection
+    with pytest.raises(asyncmy_errors.InterfaceError):
+        first.host  # noqa: B018  (an instance attribute, through __getattr__)
     async with asyncmy.connect(**login) as second:
         assert second is not first  # an object of its own...
         assert await one_value(second, "SELECT CONNECTION_ID()") == first_id  # ...same session

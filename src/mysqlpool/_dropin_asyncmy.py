@@ -19,8 +19,9 @@ once given back:
   from it), and detach the proxy first, at once;
 * a detached proxy reads as a closed asyncmy connection: ``connected`` is
   False, ``close()`` and ``ensure_closed()`` do nothing, and any other use
-  raises asyncmy's ``InterfaceError(0, "Not connected")``; it never reaches
-  the connection's next holder;
+  raises asyncmy's ``InterfaceError(0, "Not connected")`` (but the DB-API
+  error classes, ``conn.Error``...); it never reaches the connection's next
+  holder;
 * ``isinstance(holder, asyncmy.connection.Connection)`` holds (the proxy's
   ``__class__`` says so, as ``unittest.mock`` does), ``type(holder)`` is not
   asyncmy's class;
@@ -152,6 +153,34 @@ class AsyncmyHolder:
         if conn is None:
             return "<mysqlpool drop-in asyncmy connection, given back>"
         return f"<mysqlpool drop-in holder of {conn!r}>"
+
+
+def _forwarded(name: str) -> property:
+    def read(self: AsyncmyHolder) -> Any:
+        conn = self._mysqlpool_conn
+        if conn is None:
+            raise asyncmy.errors.InterfaceError(0, "Not connected")
+        return getattr(conn, name)
+
+    return property(read, doc=f"The connection's ``{name}`` (while checked out).")
+
+
+# The public names of asyncmy's connection class (cursor, query, commit...)
+# are the proxy's own properties: found at once, where a name left to
+# __getattr__ is found after a failed lookup, which costs more than what a
+# query on the proxy costs on top of the connection (docs/dropin.md).
+# Attributes of the instance (host, port...) go through __getattr__. The
+# DB-API error classes (conn.Error...) are constants: the proxy has them even
+# once given back, so ``except conn.Error:`` works on a stale reference too.
+for _name in dir(_CONNECTION):
+    if _name.startswith("_") or _name in vars(AsyncmyHolder):
+        continue
+    _value = getattr(_CONNECTION, _name)
+    if isinstance(_value, type) and issubclass(_value, Exception):
+        setattr(AsyncmyHolder, _name, _value)
+    else:
+        setattr(AsyncmyHolder, _name, _forwarded(_name))
+del _name, _value
 
 
 def detach(holder: AsyncmyHolder, lease: Lease) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -360,3 +362,45 @@ async def test_waiting_disable_closes_a_holder_still_out_and_it_reads_closed(
         await conn.query("SELECT 1")
     conn.close()  # harmless
     assert await conn.ensure_closed() == 0
+
+
+# ------------------------------------------- asyncmy missing, or too old
+
+# In a child interpreter (enable() connects nothing: no server needed).
+LEFT_ALONE = """
+import sys
+{setup}
+import aiomysql
+import mysqlpool
+aiomysql_connect = aiomysql.connect
+mysqlpool.enable()
+assert aiomysql.connect is not aiomysql_connect  # aiomysql's drop-in works
+{check}
+mysqlpool.disable()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    ("setup", "check"),
+    [
+        pytest.param(
+            'sys.modules["asyncmy"] = None  # as if not installed',
+            'assert "mysqlpool._dropin_asyncmy" not in sys.modules',
+            id="not-installed",
+        ),
+        pytest.param(
+            "import asyncmy, asyncmy.version\n"
+            'asyncmy.version.__VERSION__ = "0.2.12"  # older than the pools take\n'
+            "asyncmy_connect = asyncmy.connect",
+            "assert asyncmy.connect is asyncmy_connect",
+            id="too-old",
+        ),
+    ],
+)
+def test_enable_leaves_asyncmy_alone_when_the_pools_cant_use_it(setup: str, check: str) -> None:
+    script = LEFT_ALONE.format(setup=setup, check=check)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.stdout, done.stderr) == ("ok\n", "")

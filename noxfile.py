@@ -212,6 +212,8 @@ ASYNCMY_MODULES = (
     "tests/test_cluster.py",
     "tests/test_acquire.py",
     "tests/test_drivers.py",
+    # asyncmy.connect under the drop-in mode (also run by tests: asyncmy is in [test]).
+    "tests/test_dropin_asyncmy.py",
     # The SQLAlchemy bridge on mysql+asyncmy:// (tests/sa_support.py follows --driver).
     "tests/test_sqlalchemy_engine.py",
     "tests/test_sqlalchemy_faults.py",

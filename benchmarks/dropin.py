@@ -15,7 +15,10 @@ the client's instructions per query:
   what a query costs on the pool's own connection object and on the object
   a drop-in ``connect()`` hands out;
 * ``pool-rollback``: as ``pool`` with autocommit off, so every return
-  sends a ROLLBACK (the bounded wait on the return's round trip).
+  sends a ROLLBACK (the bounded wait on the return's round trip);
+* ``pool-asyncmy``, ``dropin-asyncmy``, ``pool-held-asyncmy``,
+  ``dropin-held-asyncmy``: the same on asyncmy (``driver="asyncmy"``, and
+  ``asyncmy.connect`` under ``enable()``, whose holders are proxies).
 
 Every mode uses ``reset_on_return="rollback"``, and all but
 ``pool-rollback`` autocommit on, so a return needs no round trip and only
@@ -56,8 +59,18 @@ async def workload(mode: str, ops: int) -> None:
 
     kw = mysqlpool.parse_dsn(DSN).connect_kwargs()
     kw["autocommit"] = True
+    driver = "aiomysql"
+    if mode.endswith("-asyncmy"):
+        mode = mode.removesuffix("-asyncmy")
+        driver = "asyncmy"
+        p = mysqlpool.parse_dsn(DSN)
+        # asyncmy.connect's keywords (database=, no auth_plugin=...).
+        kw = {"host": p.host, "port": p.port, "user": p.user, "password": p.password}
+        kw.update(database=p.db, autocommit=True)
     if mode.startswith("pool"):
-        pool = mysqlpool.Pool(DSN, autocommit=mode != "pool-rollback", **OPTIONS)
+        pool = mysqlpool.Pool(
+            DSN, autocommit=mode != "pool-rollback", driver=driver, **OPTIONS
+        )
         async with pool.acquire() as conn:
             await query(conn)  # opened and warm
         if mode == "pool-held":
@@ -71,15 +84,20 @@ async def workload(mode: str, ops: int) -> None:
         await pool.close()
         return
     mysqlpool.enable(**OPTIONS)
-    async with aiomysql.connect(**kw) as conn:
+    connect = aiomysql.connect  # looked up after enable(): the patched one
+    if driver == "asyncmy":
+        import asyncmy
+
+        connect = asyncmy.connect
+    async with connect(**kw) as conn:
         await query(conn)
     if mode == "dropin-held":
-        async with aiomysql.connect(**kw) as conn:
+        async with connect(**kw) as conn:
             for _ in range(ops):
                 await query(conn)
     else:
         for _ in range(ops):
-            async with aiomysql.connect(**kw) as conn:
+            async with connect(**kw) as conn:
                 await query(conn)
     await mysqlpool.disable()
 

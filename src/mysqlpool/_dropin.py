@@ -83,12 +83,27 @@ the same, as tests/test_dropin_parity.py checks):
   them; ``disable()`` before that loop ends.
 * ``aiomysql.create_pool`` is left alone (aiomysql's pool already pools), as
   is a ``connect`` someone imported by name before ``enable()``.
+
+asyncmy
+-------
+When asyncmy is installed (and new enough for the pools' asyncmy driver),
+``asyncmy.connect`` and ``asyncmy.connection.connect`` are patched too, onto
+pools with ``driver="asyncmy"``; the keywords are asyncmy's (``database``,
+``port=0``, ``connect_timeout`` 10 s by default). asyncmy's connection keeps
+its state in C slots, which no second object can share, so its holders get
+a proxy instead (``_dropin_asyncmy.AsyncmyHolder``), cut off at the return
+the same way; what that changes (cursors made before the return keep the
+real connection, the slot of a connection asyncmy closed itself comes back
+at the holder's close) is in that module and docs/dropin.md.
+``asyncmy.create_pool`` is left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
+import importlib.util
 import inspect
 import logging
 import sys
@@ -101,10 +116,11 @@ import aiomysql.connection
 import aiomysql.utils
 
 from ._driver import Driver, driver_for
-from ._extras import aiomysql_keyword_defaults
+from ._extras import aiomysql_keyword_defaults, keyword_defaults
 from ._manager import PoolManager
 from ._params import ConnectParams
 from ._pool import Pool
+from .errors import DriverNotInstalled
 
 __all__ = ["disable", "enable", "is_enabled"]
 
@@ -131,7 +147,8 @@ class _DropIn:
         self.manager = manager
         self.ssl_allow_plaintext = False
         self.originals: dict[tuple[ModuleType, str], Any] = {}
-        self.patched: Any = None
+        # What each patched attribute holds while enabled.
+        self.replacements: dict[tuple[ModuleType, str], Any] = {}
         self.active = True
         self.loop: asyncio.AbstractEventLoop | None = None
         # Return tasks started by conn.close(): referenced until done.
@@ -219,6 +236,27 @@ class _Lease:
 _NO_TASK: Any = object()
 
 
+class _ProxyLease(_Lease):
+    """A checkout on asyncmy: the holder gets a proxy instead of a view
+    (asyncmy's connection has no attribute dict to share; see
+    ``_dropin_asyncmy``), cut off from the connection at detach."""
+
+    __slots__ = ("asyncmy_side",)
+
+    def __init__(self, state: _DropIn, pool: Pool, conn: Any, asyncmy_side: Any) -> None:
+        self.state = state
+        self.pool = pool
+        self.conn = conn
+        self.closed_state = {}
+        self.task = None
+        self.view = asyncmy_side.AsyncmyHolder(conn, self)
+        self.asyncmy_side = asyncmy_side
+        state.out.add(self)
+
+    def detach(self) -> None:
+        self.asyncmy_side.detach(self.view, self)
+
+
 @functools.cache
 def _held_class(cls: Any) -> Any:
     """The class of the objects holders get for connections of class ``cls``:
@@ -272,17 +310,24 @@ def _lease_of(conn: Any) -> _Lease | None:
     return lease if isinstance(lease, _Lease) else None
 
 
-class _PooledConnect(aiomysql.utils._ConnectionContextManager):  # type: ignore[misc]
-    """What the patched ``connect()`` returns: awaitable, and an async
-    context manager whose exit gives the connection back (with the
-    exception, so a lost connection is discarded)."""
+# The mixin's base for the type checker: the driver's connect context
+# manager that follows it in a subclass's MRO.
+_DriverContext: Any = object
 
-    __slots__ = ("_lease",)
+
+class _GivesBack(_DriverContext):  # type: ignore[misc]
+    """What the patched ``connect()`` returns, mixed into the driver's own
+    connect context manager: awaitable, and an async context manager whose
+    exit gives the connection back (with the exception, so a lost
+    connection is discarded). The subclasses hold ``_lease`` in a slot (a
+    mixin's own slots would clash with the driver's class layout)."""
+
     _obj: Any
+    _lease: _Lease | None
 
     def __init__(self, coro: Any) -> None:
         super().__init__(coro)
-        self._lease: _Lease | None = None
+        self._lease = None
 
     async def __aenter__(self) -> Any:
         conn = await super().__aenter__()
@@ -301,17 +346,27 @@ class _PooledConnect(aiomysql.utils._ConnectionContextManager):  # type: ignore[
         if lease is not None:
             await lease.give_back(exc)
         elif conn is not None:
-            # Not ours (connected after disable()): aiomysql's own exit.
+            # Not ours (connected after disable()): the driver's own exit.
             if exc_type is not None:
                 conn.close()
             else:
                 await conn.ensure_closed()
 
 
-async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> Any:
+class _PooledConnect(_GivesBack, aiomysql.utils._ConnectionContextManager):  # type: ignore[misc]
+    """``aiomysql.connect(...)``, patched: see :class:`_GivesBack`."""
+
+    __slots__ = ("_lease",)
+
+
+async def _check_out(
+    state: _DropIn, original: Any, kwargs: dict[str, Any], asyncmy_side: Any = None
+) -> Any:
     if not state.active:
         # disable() ran between the call and the await: behave as it says.
         return await original(**kwargs)
+    if asyncmy_side is not None:
+        kwargs = asyncmy_side.connect_keywords(kwargs)
     kwargs.pop("loop", None)  # connections are made on the running loop
     kwargs.setdefault("autocommit", False)  # aiomysql's default, not ConnectParams'
     host = kwargs.get("host")
@@ -340,23 +395,64 @@ async def _check_out(state: _DropIn, original: Any, kwargs: dict[str, Any]) -> A
     conn = await pool.acquire()
     # As aiomysql.connect's: no last statement (insert_id() is 0).
     driver.forget_results(conn)
+    if asyncmy_side is not None:
+        return _ProxyLease(state, pool, conn, asyncmy_side).view
     return _Lease(state, pool, conn, driver.closed_state()).view
 
 
-def _make_connect(state: _DropIn, original: Any) -> Any:
+def _make_connect(
+    state: _DropIn,
+    original: Any,
+    context: Any = _PooledConnect,
+    asyncmy_side: Any = None,
+) -> Any:
     signature = inspect.signature(original)
+    driver = "aiomysql" if asyncmy_side is None else "asyncmy"
 
     @functools.wraps(original)
-    def connect(*args: Any, **kwargs: Any) -> _PooledConnect:
-        # Wrong keywords fail here, at the call, as with aiomysql.
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        # Wrong keywords fail here, at the call, as with the driver.
         arguments = signature.bind(*args, **kwargs).arguments
-        return _PooledConnect(_check_out(state, original, dict(arguments)))
+        return context(_check_out(state, original, dict(arguments), asyncmy_side))
 
     connect.__doc__ = (
-        "aiomysql.connect, patched by mysqlpool.enable(): checks a connection out "
+        f"{driver}.connect, patched by mysqlpool.enable(): checks a connection out "
         "of a pool; its close() gives it back.\n\n" + (original.__doc__ or "")
     )
     return connect
+
+
+def _patch_asyncmy(state: _DropIn) -> None:
+    """Patch ``asyncmy.connect`` onto pools on the asyncmy driver, if asyncmy
+    is installed and new enough for them (else it is left alone)."""
+    if importlib.util.find_spec("asyncmy") is None:
+        return
+    try:
+        importlib.import_module("mysqlpool._driver_asyncmy")
+    except DriverNotInstalled:
+        return  # too old for the pools: its connect is left as it is
+    import asyncmy
+    import asyncmy.connection
+    import asyncmy.contexts
+
+    from . import _dropin_asyncmy
+
+    class _AsyncmyPooledConnect(
+        _GivesBack,
+        asyncmy.contexts._ConnectionContextManager,  # type: ignore[type-arg]
+    ):
+        """``asyncmy.connect(...)``, patched: see :class:`_GivesBack`."""
+
+        __slots__ = ("_lease",)
+
+    keyword_defaults("asyncmy")  # ConnectParams reads the real signature, once
+    original = asyncmy.connection.connect
+    patched = _make_connect(state, original, _AsyncmyPooledConnect, _dropin_asyncmy)
+    for target in ((asyncmy, "connect"), (asyncmy.connection, "connect")):
+        module, name = target
+        state.originals[target] = getattr(module, name)
+        state.replacements[target] = patched
+        setattr(module, name, patched)
 
 
 def enable(
@@ -366,14 +462,15 @@ def enable(
     ssl_allow_plaintext: bool = False,
     **pool_options: Any,
 ) -> PoolManager:
-    """Make ``aiomysql.connect`` check connections out of pools.
+    """Make ``aiomysql.connect`` (and ``asyncmy.connect``) check connections out of pools.
 
     From now on ``await aiomysql.connect(**kw)`` and ``async with
     aiomysql.connect(**kw) as conn`` take a connection from the pool for
     those parameters (one pool per identity, as :class:`PoolManager`
     keys them), and the connection's ``close()`` / ``ensure_closed()``
-    give it back. Meant for migrating an existing aiomysql code base; new
-    code should use :class:`Pool` directly.
+    give it back. With asyncmy installed, ``asyncmy.connect`` does the
+    same on pools with ``driver="asyncmy"``. Meant for migrating an
+    existing code base; new code should use :class:`Pool` directly.
 
     Args:
         pool_size: as :class:`Pool` takes it, for every pool.
@@ -423,11 +520,19 @@ def enable(
     # ConnectParams reads aiomysql.connect's signature once: read the real one.
     aiomysql_keyword_defaults()
     original = aiomysql.connection.connect
-    state.patched = _make_connect(state, original)
+    patched = _make_connect(state, original)
     for module, name in _TARGETS:
         state.originals[(module, name)] = getattr(module, name)
+        state.replacements[(module, name)] = patched
     for module, name in _TARGETS:
-        setattr(module, name, state.patched)
+        setattr(module, name, patched)
+    try:
+        _patch_asyncmy(state)
+    except BaseException:
+        for (module, name), original in state.originals.items():
+            setattr(module, name, original)  # all or nothing
+        state.manager.close_nowait()
+        raise
     _state = state
     return state.manager
 
@@ -438,7 +543,7 @@ def is_enabled() -> bool:
 
 
 def disable() -> _Disabled:
-    """Undo :func:`enable`: restore aiomysql and close the pools.
+    """Undo :func:`enable`: restore aiomysql (and asyncmy) and close the pools.
 
     At once: every patched attribute is the very object it was before,
     checkouts are refused, idle connections are closed and the pools'
@@ -459,7 +564,7 @@ def disable() -> _Disabled:
         return _Disabled(None)
     state.active = False
     for (module, name), original in state.originals.items():
-        if getattr(module, name, None) is state.patched:
+        if getattr(module, name, None) is state.replacements[(module, name)]:
             setattr(module, name, original)
         else:
             logger.warning(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import FrameType
 from typing import Any
 
 import aiomysql
@@ -28,10 +29,15 @@ from ._wire import (
     CONNECTION_LOSS_CODES,
     CR_AUTH_PLUGIN_ERROR,
     CR_SSL_CONNECTION_ERROR,
+    NO_RESULTS,
     PLAINTEXT_REFUSED,
     QUIT_PACKET,
     TRANSACTION_STATUS,
     is_loss,
+    last_results,
+    raised_while_reading,
+    restore_results,
+    rows_unseen,
     state_of_status,
 )
 
@@ -45,8 +51,6 @@ __all__ = [
 
 logger = logging.getLogger("mysqlpool")
 
-# Client error codes (CR_*): raised by the client library, not sent by the server.
-_CLIENT_ERRORS = (2000, 3000)
 _AIOMYSQL_CONNECTION = vars(aiomysql.connection)
 _CLIENT_SSL = 0x800  # capability flag: the server can switch to TLS
 
@@ -161,30 +165,19 @@ class AiomysqlDriver:
         return None
 
     def raised_mid_reply(self, exc: BaseException) -> bool:
-        code = self.error_code(exc)
-        if code is not None and not _CLIENT_ERRORS[0] <= code < _CLIENT_ERRORS[1]:
-            return False  # the server's error packet: the reply ended with it
-        # aiomysql reads every reply in its connection module, in functions
-        # named for it (_read_packet, read, _read_query_result...).
-        tb = exc.__traceback__
-        while tb is not None:
-            frame = tb.tb_frame
-            if frame.f_globals is _AIOMYSQL_CONNECTION and "read" in frame.f_code.co_name:
-                return True
-            tb = tb.tb_next
-        return False
+        return raised_while_reading(self.error_code(exc), exc, _reads_replies)
 
     async def ping(self, conn: Any) -> None:
-        last = _last_results(conn)
+        last = last_results(conn)
         await conn.ping(reconnect=False)
-        _restore_results(conn, last)
+        restore_results(conn, last)
 
     async def rollback(self, conn: Any) -> None:
         await conn.rollback()
-        _restore_results(conn, _NO_RESULTS)  # as a new connection's
+        restore_results(conn, NO_RESULTS)  # as a new connection's
 
     def forget_results(self, conn: Any) -> None:
-        _restore_results(conn, _NO_RESULTS)
+        restore_results(conn, NO_RESULTS)
 
     def closed_state(self) -> dict[str, Any]:
         # As aiomysql's close() leaves them: closed is True, a statement
@@ -231,7 +224,7 @@ class AiomysqlDriver:
             await conn.query(params.init_command)
         if init is not None:
             await init(conn)
-        _restore_results(conn, _NO_RESULTS)  # as a new connection's
+        restore_results(conn, NO_RESULTS)  # as a new connection's
 
     async def kill_query(self, params: ConnectParams, thread_id: int, timeout: float) -> None:
         conn = await within(
@@ -243,11 +236,11 @@ class AiomysqlDriver:
             self.close(conn, graceful=True)
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        (row,) = await _rows_unseen(conn, "SELECT @@SESSION.wait_timeout")
+        (row,) = await rows_unseen(conn, aiomysql.Cursor, "SELECT @@SESSION.wait_timeout")
         return float(row[0])
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        rows = await _rows_unseen(conn, statement)
+        rows = await rows_unseen(conn, aiomysql.Cursor, statement)
         return {str(name).lower(): str(value) for name, value in rows}
 
     def close(self, conn: Any, *, graceful: bool) -> None:
@@ -271,29 +264,10 @@ def _opened_with(conn: Any, params: ConnectParams) -> tuple[str | None, str]:
     return params.db, params.charset or DEFAULT_CHARSET
 
 
-# What aiomysql keeps of the last statement (for insert_id(), affected_rows()
-# and the OK packet's message), and its values on a new connection.
-_NO_RESULTS = (None, 0)
-
-
-def _last_results(conn: Any) -> tuple[Any, int]:
-    return conn._result, conn._affected_rows
-
-
-def _restore_results(conn: Any, results: tuple[Any, int]) -> None:
-    conn._result, conn._affected_rows = results
-
-
-async def _rows_unseen(conn: Any, statement: str) -> Any:
-    """The rows of a statement the pool runs for itself, leaving the
-    connection's last results as they were: the holder must not see it."""
-    last = _last_results(conn)
-    # A plain cursor whatever cursorclass the caller configured (DictCursor...).
-    async with conn.cursor(aiomysql.Cursor) as cur:
-        await cur.execute(statement)
-        rows = await cur.fetchall()
-    _restore_results(conn, last)
-    return rows
+def _reads_replies(frame: FrameType) -> bool:
+    # aiomysql reads every reply in its connection module, in functions
+    # named for it (_read_packet, read, _read_query_result...).
+    return frame.f_globals is _AIOMYSQL_CONNECTION and "read" in frame.f_code.co_name
 
 
 #: The one instance: the driver keeps no state of its own.

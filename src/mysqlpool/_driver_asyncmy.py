@@ -25,6 +25,7 @@ asyncmy quirks handled here (see docs/drivers.md):
 from __future__ import annotations
 
 import asyncio
+from types import FrameType
 from typing import Any
 
 import asyncmy
@@ -42,10 +43,15 @@ from ._wire import (
     COM_RESET_CONNECTION,
     CR_AUTH_PLUGIN_ERROR,
     CR_SSL_CONNECTION_ERROR,
+    NO_RESULTS,
     PLAINTEXT_REFUSED,
     QUIT_PACKET,
     TRANSACTION_STATUS,
     is_loss,
+    last_results,
+    raised_while_reading,
+    restore_results,
+    rows_unseen,
     state_of_status,
 )
 from .errors import DriverNotInstalled
@@ -91,32 +97,16 @@ class _ClearPasswordRefused:
         raise asyncmy.errors.OperationalError(CR_AUTH_PLUGIN_ERROR, CLEARTEXT_REFUSED)
 
 
-# Client error codes (CR_*): raised by the client library, not sent by the server.
-_CLIENT_ERRORS = (2000, 3000)
 # Where asyncmy reads replies, as its traceback entries name it.
 _CONNECTION_PYX = "asyncmy/connection.pyx"
-# What a new connection says of its last statement: no result, 0 rows.
-_NO_RESULTS: tuple[Any, int] = (None, 0)
 
 
-def _last_results(conn: Any) -> tuple[Any, int]:
-    return conn._result, conn._affected_rows
-
-
-def _restore_results(conn: Any, results: tuple[Any, int]) -> None:
-    conn._result, conn._affected_rows = results
-
-
-async def _rows_unseen(conn: Any, statement: str) -> Any:
-    """The rows of the pool's own ``statement``, leaving what the holder reads
-    of its last statement (``insert_id()``, ``affected_rows()``) as it was."""
-    last = _last_results(conn)
-    # A plain cursor whatever cursor_cls the caller configured (DictCursor...).
-    async with conn.cursor(asyncmy.cursors.Cursor) as cur:
-        await cur.execute(statement)
-        rows = await cur.fetchall()
-    _restore_results(conn, last)
-    return rows
+def _reads_replies(frame: FrameType) -> bool:
+    # asyncmy's compiled code still leaves traceback entries, named after
+    # its .pyx files and functions: it reads every reply in its connection
+    # module, in functions named for it (read_packet, read...).
+    code = frame.f_code
+    return code.co_filename == _CONNECTION_PYX and "read" in code.co_name
 
 
 def _plaintext_refused(params: ConnectParams) -> str:
@@ -236,31 +226,19 @@ class AsyncmyDriver:
         return None
 
     def raised_mid_reply(self, exc: BaseException) -> bool:
-        code = self.error_code(exc)
-        if code is not None and not _CLIENT_ERRORS[0] <= code < _CLIENT_ERRORS[1]:
-            return False  # the server's error packet: the reply ended with it
-        # asyncmy's compiled code still leaves traceback entries, named after
-        # its .pyx files and functions: it reads every reply in its
-        # connection module, in functions named for it (read_packet, read...).
-        tb = exc.__traceback__
-        while tb is not None:
-            code_object = tb.tb_frame.f_code
-            if code_object.co_filename == _CONNECTION_PYX and "read" in code_object.co_name:
-                return True
-            tb = tb.tb_next
-        return False
+        return raised_while_reading(self.error_code(exc), exc, _reads_replies)
 
     async def ping(self, conn: Any) -> None:
-        last = _last_results(conn)
+        last = last_results(conn)
         await conn.ping(reconnect=False)
-        _restore_results(conn, last)
+        restore_results(conn, last)
 
     async def rollback(self, conn: Any) -> None:
         await conn.rollback()
-        _restore_results(conn, _NO_RESULTS)  # as a new connection's
+        restore_results(conn, NO_RESULTS)  # as a new connection's
 
     def forget_results(self, conn: Any) -> None:
-        _restore_results(conn, _NO_RESULTS)
+        restore_results(conn, NO_RESULTS)
 
     def closed_state(self) -> dict[str, Any]:
         # asyncmy keeps a connection's state in C slots, not an instance
@@ -305,11 +283,11 @@ class AsyncmyDriver:
             self.close(conn, graceful=True)
 
     async def read_wait_timeout(self, conn: Any) -> float:
-        rows = await _rows_unseen(conn, "SELECT @@SESSION.wait_timeout")
+        rows = await rows_unseen(conn, asyncmy.cursors.Cursor, "SELECT @@SESSION.wait_timeout")
         return float(rows[0][0])
 
     async def show_values(self, conn: Any, statement: str) -> dict[str, str]:
-        rows = await _rows_unseen(conn, statement)
+        rows = await rows_unseen(conn, asyncmy.cursors.Cursor, statement)
         return {str(name).lower(): str(value) for name, value in rows}
 
     def close(self, conn: Any, *, graceful: bool) -> None:

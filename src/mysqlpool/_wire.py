@@ -9,6 +9,9 @@ Both drivers speak the same protocol, so this is written once; each
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from ._driver import CLEAN, NEEDS_ROLLBACK
 
@@ -20,10 +23,15 @@ __all__ = [
     "CR_AUTH_PLUGIN_ERROR",
     "CR_SSL_CONNECTION_ERROR",
     "LOSS_MESSAGES",
+    "NO_RESULTS",
     "PLAINTEXT_REFUSED",
     "QUIT_PACKET",
     "TRANSACTION_STATUS",
     "is_loss",
+    "last_results",
+    "raised_while_reading",
+    "restore_results",
+    "rows_unseen",
     "state_of_status",
 ]
 
@@ -91,3 +99,53 @@ def state_of_status(server_status: int, statement_ran: bool) -> str:
         # Autocommit off: a plain SELECT opened a snapshot, unflagged.
         return NEEDS_ROLLBACK
     return CLEAN
+
+
+# Client error codes (CR_*): raised by the client library, not sent by the server.
+_CLIENT_ERRORS = range(2000, 3000)
+
+
+def raised_while_reading(
+    code: int | None, exc: BaseException, reads_replies: Callable[[FrameType], bool]
+) -> bool:
+    """Whether ``exc`` (carrying error ``code``, if any) came out of the
+    driver while it was reading a reply, and is not the server's own error
+    packet (which ends a reply): ``reads_replies(frame)`` says whether a
+    traceback frame is the driver's reply-reading code."""
+    if code is not None and code not in _CLIENT_ERRORS:
+        return False  # the server's error packet: the reply ended with it
+    tb = exc.__traceback__
+    while tb is not None:
+        if reads_replies(tb.tb_frame):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+# Both drivers' connections keep the last statement's results (insert_id(),
+# affected_rows(), the OK packet's message) in these two attributes.
+#: Their values on a new connection: no result, 0 rows.
+NO_RESULTS: tuple[Any, int] = (None, 0)
+
+
+def last_results(conn: Any) -> tuple[Any, int]:
+    """What ``conn`` says of its last statement, for :func:`restore_results`."""
+    return conn._result, conn._affected_rows
+
+
+def restore_results(conn: Any, results: tuple[Any, int]) -> None:
+    """Make ``conn`` say ``results`` of its last statement again."""
+    conn._result, conn._affected_rows = results
+
+
+async def rows_unseen(conn: Any, cursor_class: Any, statement: str) -> Any:
+    """The rows of a statement the pool runs for itself, through a plain
+    ``cursor_class`` whatever cursor the caller configured (DictCursor...),
+    leaving the connection's last results as they were: the holder must not
+    see it."""
+    last = last_results(conn)
+    async with conn.cursor(cursor_class) as cur:
+        await cur.execute(statement)
+        rows = await cur.fetchall()
+    restore_results(conn, last)
+    return rows

@@ -30,14 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from adapters import ADAPTERS, cursor_query
+from callgrind import child_instructions
 
 HERE = Path(__file__).resolve().parent
 DSN = os.environ.get("MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
@@ -80,33 +78,9 @@ async def workload(impl: str, ops: int, tasks: int) -> None:
 
 def instructions(impl: str, ops: int, tasks: int) -> int:
     name, _, src = impl.partition("@")
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [src or str(HERE.parent / "src"), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        result = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--child",
-                name,
-                str(ops),
-                str(tasks),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    found = re.search(r"Collected : (\d+)", result.stderr)
-    if found is None:
-        raise RuntimeError(f"no callgrind total for {impl}:\n{result.stderr[-2000:]}")
-    return int(found.group(1))
+    return child_instructions(
+        __file__, ["--child", name, str(ops), str(tasks)], src or str(HERE.parent / "src")
+    )
 
 
 def main() -> None:

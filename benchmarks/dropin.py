@@ -34,12 +34,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from callgrind import child_instructions
 
 HERE = Path(__file__).resolve().parent
 DSN = os.environ.get("MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
@@ -103,30 +102,7 @@ async def workload(mode: str, ops: int) -> None:
 
 
 def instructions(mode: str, ops: int, src: str) -> int:
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "callgrind.out"
-        result = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "--child",
-                mode,
-                str(ops),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    found = re.search(r"Collected : (\d+)", result.stderr)
-    if found is None:
-        raise RuntimeError(f"no callgrind total for {mode}:\n{result.stderr[-2000:]}")
-    return int(found.group(1))
+    return child_instructions(__file__, ["--child", mode, str(ops)], src)
 
 
 def main() -> None:

@@ -11,8 +11,10 @@ httptools, one worker:
   max_overflow=0)`` (30 s ``pool_timeout``), a connection per request.
 
 Every layer's app has ``CancelOnDisconnect`` unless ``--no-middleware``, and
-the same routes: ``/select1`` (``SELECT 1``) and ``/sleep?seconds=S&tag=T``
-(``SELECT SLEEP(S), T``: the tag shows in the server's process list). The
+the same routes: ``/select1`` (``SELECT 1``), ``/sleep?seconds=S&tag=T``
+(``SELECT SLEEP(S), T``: the tag shows in the server's process list) and
+``/work?rounds=N&tag=T`` (``SELECT BENCHMARK(N, SHA1(T))``: a statement that
+keeps a server CPU busy instead of waiting, as real work does). The
 DSN comes from ``MYSQL_DSN`` (default ``mysql://root@127.0.0.1:3306/test``).
 """
 
@@ -59,6 +61,10 @@ def routes(get_query: Callable[..., Any]) -> APIRouter:
     async def sleep(query: QueryDep, seconds: float, tag: str) -> dict[str, Any]:
         logger.debug("SLEEP starts")
         return {"slept": await query("SELECT SLEEP(%s), %s", (seconds, tag))}
+
+    @router.get("/work")
+    async def work(query: QueryDep, rounds: int, tag: str) -> dict[str, Any]:
+        return {"worked": await query("SELECT BENCHMARK(%s, SHA1(%s))", (rounds, tag))}
 
     return router
 

@@ -8,12 +8,18 @@ mysqlpool, aiomysql's pool and SQLAlchemy's engine side by side in one run
    the uvicorn process, from /proc, over the measured window, divided by the
    requests wrk completed). Each layer with ``CancelOnDisconnect``;
    mysqlpool also without it, to show what the middleware costs.
-2. **burst**: 200 requests run ``SELECT SLEEP(2)``; each client hangs up
-   after 0.2 s. From 0.1 s after the last hang-up, 100 ordinary requests
+2. **burst**: 200 requests run ``SELECT SLEEP(2)`` (``--statement sleep``,
+   the default) or a statement that keeps a server CPU busy for about as
+   long alone (``--statement work``: ``BENCHMARK(10000000, SHA1(tag))``);
+   each client hangs up after 0.2 s. From 0.1 s after the last hang-up, 100 ordinary requests
    (``/select1``, one every 10 ms) arrive, while the abandoned SLEEPs would
    still run. Reported: the ordinary requests' p50/p99/max latency and
    status codes, and when the last abandoned statement ended (seconds after
-   the last hang-up, from the server's process list, polled every 20 ms).
+   the last hang-up, from the server's process list, polled every 20 ms),
+   and the most ``KILL`` statements the server was still running at one
+   poll. A statement counts as running while its tag shows in the process
+   list, or while the server shows its connection as ``Busy`` (its details
+   locked, by a ``KILL`` under way, so the tag can't be read).
    With and without the middleware, for each layer.
 
 ``python benchmarks/http_load.py [--only load,burst] [--layers mysqlpool,...]
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -80,6 +87,8 @@ class Burst:
     max_ms: float
     statuses: dict[str, int]
     last_statement_s: float  # after the last hang-up
+    statement: str = "sleep"
+    kills_waiting: int = 0  # most KILL statements still running at one poll
 
 
 @contextlib.contextmanager
@@ -195,23 +204,37 @@ async def side_connection() -> AsyncIterator[Any]:
         conn.close()
 
 
-async def _sleeping(conn: Any, tag: str) -> int:
+#: The abandoned statement of ``burst --statement``: its route, given the tag.
+STATEMENTS = {
+    "sleep": "/sleep?seconds=2&tag={tag}",
+    "work": "/work?rounds=10000000&tag={tag}",
+}
+
+
+async def _running(conn: Any, tag: str) -> tuple[int, int]:
+    """(abandoned statements still running, KILL statements still running).
+
+    The server shows a connection as ``Busy``, with no statement text, while
+    another thread holds its details (a KILL under way): those count as
+    running too."""
     async with conn.cursor() as cur:
         await cur.execute(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
-            " WHERE INFO LIKE 'SELECT SLEEP(%%' AND INFO LIKE %s",
+            "SELECT SUM((INFO LIKE %s AND INFO NOT LIKE '%%PROCESSLIST%%') OR COMMAND = 'Busy'),"
+            " SUM(INFO LIKE 'KILL %%')"
+            " FROM information_schema.PROCESSLIST WHERE ID != CONNECTION_ID()",
             (f"%{tag}%",),
         )
-        (count,) = await cur.fetchone()
-    return int(count)
+        running, kills = await cur.fetchone()
+    return int(running or 0), int(kills or 0)
 
 
-async def burst(layer: str, middleware: bool) -> Burst:
+async def burst(layer: str, middleware: bool, statement: str = "sleep") -> Burst:
     tag = "burst" + uuid.uuid4().hex[:8]
+    path = STATEMENTS[statement].format(tag=tag)
     with app_server(layer, middleware) as (port, _):
         async with side_connection() as side:
             abandoned = [
-                asyncio.create_task(_abandon(port, f"/sleep?seconds=2&tag={tag}", 0.2))
+                asyncio.create_task(_abandon(port, path, 0.2))
                 for _ in range(200)
             ]
             await asyncio.gather(*abandoned)
@@ -223,8 +246,11 @@ async def burst(layer: str, middleware: bool) -> Burst:
 
             others = asyncio.ensure_future(asyncio.gather(*(ordinary(i) for i in range(100))))
             last_statement = None
+            kills_waiting = 0
             while time.perf_counter() - hung_up < 120:
-                if not await _sleeping(side, tag):
+                running, kills = await _running(side, tag)
+                kills_waiting = max(kills_waiting, kills)
+                if not running:
                     last_statement = time.perf_counter() - hung_up
                     break
                 await asyncio.sleep(0.02)
@@ -237,6 +263,7 @@ async def burst(layer: str, middleware: bool) -> Burst:
         layer, middleware,
         statistics.median(waits), waits[int(len(waits) * 0.99) - 1], waits[-1], statuses,
         float("nan") if last_statement is None else last_statement,
+        statement, kills_waiting,
     )
 
 
@@ -295,18 +322,21 @@ def report(loads: list[Load], bursts: list[Burst], command: str, seconds: float)
         lines.append("")
     if bursts:
         lines += [
-            "### Disconnect burst: 200 x `SLEEP(2)` abandoned after 0.2 s, 100 other requests",
+            "### Disconnect burst: 200 statements abandoned after 0.2 s, 100 other requests",
             "",
-            "| layer | middleware | others' p50 | p99 | max | statuses "
-            "| last abandoned statement ended |",
-            "|---|---|---|---|---|---|---|",
+            "`sleep`: `SELECT SLEEP(2)`; `work`: `SELECT BENCHMARK(10000000, SHA1(tag))`, "
+            "about 2 s of one server CPU alone.",
+            "",
+            "| statement | layer | middleware | others' p50 | p99 | max | statuses "
+            "| last abandoned statement ended | KILLs still running (most) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for b in bursts:
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(b.statuses.items()))
             lines.append(
-                f"| {b.layer} | {'yes' if b.middleware else 'no'} | {b.p50_ms:,.0f} ms "
-                f"| {b.p99_ms:,.0f} ms | {b.max_ms:,.0f} ms | {statuses} "
-                f"| {b.last_statement_s:.2f} s after the last hang-up |"
+                f"| {b.statement} | {b.layer} | {'yes' if b.middleware else 'no'} "
+                f"| {b.p50_ms:,.0f} ms | {b.p99_ms:,.0f} ms | {b.max_ms:,.0f} ms | {statuses} "
+                f"| {b.last_statement_s:.2f} s after the last hang-up | {b.kills_waiting} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -323,6 +353,8 @@ def main() -> None:
                         help="run each burst this many times (one row each)")
     parser.add_argument("--middleware", choices=("both", "on", "off"), default="both",
                         help="the burst with CancelOnDisconnect, without, or both")
+    parser.add_argument("--statement", choices=(*STATEMENTS, "both"), default="sleep",
+                        help="what the abandoned requests of the burst run")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "http.md")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -342,10 +374,11 @@ def main() -> None:
                     print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
                     loads.append(result)
     if "burst" in only:
+        statements = list(STATEMENTS) if args.statement == "both" else [args.statement]
         for middleware in {"both": (True, False), "on": (True,), "off": (False,)}[args.middleware]:
             for _ in range(args.burst_reps):
-                for layer in layers:
-                    outcome = asyncio.run(burst(layer, middleware))
+                for layer, statement in itertools.product(layers, statements):
+                    outcome = asyncio.run(burst(layer, middleware, statement))
                     print(json.dumps(asdict(outcome)), file=sys.stderr, flush=True)
                     bursts.append(outcome)
     command = "python benchmarks/http_load.py " + " ".join(sys.argv[1:])

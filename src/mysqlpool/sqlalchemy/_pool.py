@@ -52,13 +52,24 @@ class _Physical(NamedTuple):
 class _Checkout(_ConnectionRecord):
     """One checkout of a mysqlpool connection, as SQLAlchemy's connection record."""
 
-    __slots__ = ("bridge", "conn", "mysqlpool")
+    __slots__ = ("_info", "bridge", "conn", "mysqlpool")
+
+    _info: dict[Any, Any]  # set by MysqlpoolPool._attach, before SQLAlchemy sees the record
 
     def __init__(self, bridge: MysqlpoolPool) -> None:
         super().__init__(bridge, connect=False)
         self.bridge = bridge
         self.mysqlpool = bridge._mysqlpool  # told of each COMMIT and ROLLBACK that ends
         self.conn: Any = None  # the driver's connection, while checked out of mysqlpool
+
+    @property
+    def info(self) -> dict[Any, Any]:
+        """``connection.info``: its physical connection's, for that connection's life.
+
+        A slot rather than SQLAlchemy's memoized attribute, which would give
+        every checkout an instance dict to hold it.
+        """
+        return self._info
 
     def get_connection(self) -> DBAPIConnection:
         if self.dbapi_connection is None:
@@ -150,12 +161,12 @@ class MysqlpoolPool(SAPool):
             record.dbapi_connection = physical.adapted
             record.starttime = physical.started
             record.fresh = False
-            record.__dict__["info"] = physical.info  # what `info` memoizes
+            record._info = physical.info
             return
         try:
             adapted = self._adapt(conn)
             info: dict[Any, Any] = {}
-            record.__dict__["info"] = info
+            record._info = info
             record.dbapi_connection = adapted
             record.starttime = time.time()
             record.fresh = True

@@ -1,6 +1,7 @@
 """What an ORM bridge needs beyond acquire and release: ``discard()``, a
-synchronous give-back for callers that can't await, and
-``transaction_ended()``, which spares a ROLLBACK after the holder's own."""
+synchronous give-back for callers that can't await; ``release_nowait()``,
+a release that leaves only its I/O to await; and ``transaction_ended()``,
+which spares a ROLLBACK after the holder's own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+import drivers
 from conftest import Admin, PoolFactory, scalar
 from mysqlpool import PoolError
 from polling import until
@@ -49,7 +51,7 @@ async def test_discard_closes_and_frees_the_slot_before_it_returns(
 
     pool.discard(conn)  # no await: done on return
 
-    assert conn.closed
+    assert drivers.is_closed(conn)
     assert pool.stats().waiting == 0  # the slot went to the waiter at once
     fresh = await waiter
     assert fresh is not conn
@@ -87,6 +89,77 @@ async def test_discard_refuses_a_foreign_or_returned_connection(make_pool: PoolF
     foreign = await other.acquire()
     with pytest.raises(PoolError, match="not acquired from"):
         pool.discard(foreign)
+    await other.release(foreign)
+
+
+# -- release_nowait ---------------------------------------------------------------------
+
+
+async def test_release_nowait_settles_a_clean_return_at_once(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0)  # autocommit on: nothing to roll back
+    conn = await pool.acquire()
+    assert await scalar(conn, "SELECT 1") == 1
+
+    assert pool.release_nowait(conn) is None
+
+    stats = pool.stats()
+    assert (stats.idle, stats.in_use) == (1, 0)
+    assert pool.try_acquire() is conn  # reusable as it is, no I/O needed
+    assert pool.release_nowait(conn) is None
+
+
+async def test_release_nowait_leaves_the_rollback_to_await_and_keeps_the_slot(
+    make_pool: PoolFactory, table: str
+) -> None:
+    pool = await make_pool(pool_size=1, max_overflow=0, autocommit=False)
+    conn = await pool.acquire()
+    before = await session_questions(conn)
+    async with conn.cursor() as cur:
+        await cur.execute(f"INSERT INTO {table} VALUES (1)")
+
+    pending = pool.release_nowait(conn)
+
+    assert pending is not None
+    assert pool.stats().in_use == 1  # the slot stays taken until the reset ends
+    assert pool.try_acquire() is None
+    await pending
+    stats = pool.stats()
+    assert (stats.idle, stats.in_use, stats.discarded) == (1, 0, 0)
+    async with pool.acquire() as again:
+        assert again is conn
+        after = await session_questions(again)
+        assert await scalar(again, f"SELECT COUNT(*) FROM {table}") == 0  # rolled back
+    # SHOW, INSERT, the ROLLBACK and this SHOW.
+    assert after - before == 3
+
+
+async def test_release_nowait_discards_as_release_does(make_pool: PoolFactory) -> None:
+    pool = await make_pool(pool_size=2, max_overflow=0)
+    unwanted = await pool.acquire()
+    interrupted = await pool.acquire()
+
+    assert pool.release_nowait(unwanted, discard=True) is None
+    # An interruption leaves the protocol state unknown: closed, not reused.
+    assert pool.release_nowait(interrupted, error=asyncio.CancelledError()) is None
+
+    assert drivers.is_closed(unwanted)
+    assert drivers.is_closed(interrupted)
+    stats = pool.stats()
+    assert (stats.in_use, stats.idle, stats.discarded) == (0, 0, 2)
+
+
+async def test_release_nowait_refuses_a_foreign_or_returned_connection(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(pool_size=1)
+    other = await make_pool(pool_size=1)
+    conn = await pool.acquire()
+    assert pool.release_nowait(conn) is None
+    with pytest.raises(PoolError, match="already released"):
+        pool.release_nowait(conn)
+    foreign = await other.acquire()
+    with pytest.raises(PoolError, match="not acquired from"):
+        pool.release_nowait(foreign)
     await other.release(foreign)
 
 

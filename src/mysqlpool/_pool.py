@@ -374,6 +374,31 @@ class Pool:
         """
         await self._state.give_back(conn, error, discard)
 
+    def release_nowait(
+        self, conn: Any, *, discard: bool = False, error: BaseException | None = None
+    ) -> Awaitable[None] | None:
+        """The synchronous half of :meth:`release`: give back ``conn`` now,
+        and await only what is left.
+
+        For a caller that gives connections back from synchronous code but
+        can await when it must (an ORM bridge, which awaits from a greenlet):
+        most returns need no I/O, and this spares them a coroutine. Takes the
+        same arguments as :meth:`release` and decides the same fate.
+
+        Returns:
+            None when the return is settled: the connection is back in the
+            pool (or handed to a waiter, or closed). Otherwise the reset on
+            return (a ROLLBACK, or COM_RESET_CONNECTION), which checks the
+            connection in when it ends; the caller must await it, since until
+            then the connection keeps its slot.
+
+        Raises:
+            PoolError: ``conn`` did not come from this pool, or was already
+                released.
+        """
+        pending = self._state.give_back(conn, error, discard)
+        return None if pending is DONE else pending
+
     def discard(self, conn: Any) -> None:
         """Give back a checked-out connection to be closed, synchronously.
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
 import mysqlpool
 
 from ._arguments import connect_kwargs, mysqlpool_driver, pool_options
-from ._pool import MysqlpoolPool, _Checkout
+from ._pool import MysqlpoolPool
 
 __all__ = ["create_async_engine"]
 
@@ -81,22 +81,25 @@ def _note_transaction_ends(dialect: Dialect) -> None:
     an AsyncSession read or commit cost 2 statements rather than 3. The
     dialect instance is this engine's own, so nothing else is affected.
     """
-    rollback, commit = dialect.do_rollback, dialect.do_commit
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        rollback(dbapi_connection)
-        _ended(dbapi_connection)
-
-    def do_commit(dbapi_connection: Any) -> None:
-        commit(dbapi_connection)
-        _ended(dbapi_connection)
-
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    # The wrappers take what the engine passes (the pool's proxy) as Any.
+    dialect.do_rollback = _noting_the_end(dialect.do_rollback)  # type: ignore[method-assign,assignment]
+    dialect.do_commit = _noting_the_end(dialect.do_commit)  # type: ignore[method-assign,assignment]
 
 
-def _ended(dbapi_connection: Any) -> None:
-    # The engine passes the pool's proxy; its record is the checkout.
-    record = getattr(dbapi_connection, "_connection_record", None)
-    if isinstance(record, _Checkout) and record.conn is not None:
-        record.bridge.mysqlpool.transaction_ended(record.conn)
+def _noting_the_end(end: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``end`` (the dialect's COMMIT or ROLLBACK), then mysqlpool told it succeeded."""
+
+    def ended(dbapi_connection: Any) -> None:
+        end(dbapi_connection)
+        # The engine passes the pool's proxy; its record is the checkout.
+        # Run at every COMMIT and ROLLBACK: EAFP, which costs nothing when
+        # the attributes are there, rather than getattr and isinstance.
+        try:
+            record = dbapi_connection._connection_record
+            conn = record.conn
+        except AttributeError:  # not one of this bridge's checkouts
+            return
+        if conn is not None:
+            record.mysqlpool.transaction_ended(conn)
+
+    return ended

@@ -52,12 +52,24 @@ class _Physical(NamedTuple):
 class _Checkout(_ConnectionRecord):
     """One checkout of a mysqlpool connection, as SQLAlchemy's connection record."""
 
-    __slots__ = ("bridge", "conn")
+    __slots__ = ("_info", "bridge", "conn", "mysqlpool")
+
+    _info: dict[Any, Any]  # set by MysqlpoolPool._attach, before SQLAlchemy sees the record
 
     def __init__(self, bridge: MysqlpoolPool) -> None:
         super().__init__(bridge, connect=False)
         self.bridge = bridge
+        self.mysqlpool = bridge._mysqlpool  # told of each COMMIT and ROLLBACK that ends
         self.conn: Any = None  # the driver's connection, while checked out of mysqlpool
+
+    @property
+    def info(self) -> dict[Any, Any]:
+        """``connection.info``: its physical connection's, for that connection's life.
+
+        A slot rather than SQLAlchemy's memoized attribute, which would give
+        every checkout an instance dict to hold it.
+        """
+        return self._info
 
     def get_connection(self) -> DBAPIConnection:
         if self.dbapi_connection is None:
@@ -120,11 +132,12 @@ class MysqlpoolPool(SAPool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         record = _Checkout(self)
-        self._attach(record, self._checkout())
+        self._attach(record, *self._checkout())
         return record
 
-    def _checkout(self) -> Any:
-        """A driver connection checked out of mysqlpool, waiting if needed."""
+    def _checkout(self) -> tuple[Any, _Physical | None]:
+        """A driver connection checked out of mysqlpool, waiting if needed,
+        and what SQLAlchemy keeps about it (None: it sees it for the first time)."""
         pool = self._mysqlpool
         while True:
             conn = pool.try_acquire()  # no I/O, no greenlet switch: the common case
@@ -136,25 +149,24 @@ class MysqlpoolPool(SAPool):
                     raise sa_exc.TimeoutError(str(timeout), code=_TIMEOUT_CODE) from timeout
             physical = self._physical.get(conn)
             if physical is None or physical.started >= self._invalidate_time:
-                return conn
+                return conn, physical
             # Opened before a pool-wide invalidation while checked out: closed now.
             pool.discard(conn)
 
-    def _attach(self, record: _Checkout, conn: Any) -> None:
+    def _attach(self, record: _Checkout, conn: Any, physical: _Physical | None) -> None:
         """Make ``record`` the checkout of ``conn``; the dialect's connect events
         run when SQLAlchemy sees the connection for the first time."""
         record.conn = conn
-        physical = self._physical.get(conn)
         if physical is not None:
             record.dbapi_connection = physical.adapted
             record.starttime = physical.started
             record.fresh = False
-            record.__dict__["info"] = physical.info  # what `info` memoizes
+            record._info = physical.info
             return
         try:
             adapted = self._adapt(conn)
             info: dict[Any, Any] = {}
-            record.__dict__["info"] = info
+            record._info = info
             record.dbapi_connection = adapted
             record.starttime = time.time()
             record.fresh = True
@@ -187,12 +199,12 @@ class MysqlpoolPool(SAPool):
         old, record.conn = record.conn, None
         if old is not None:
             self._mysqlpool.discard(old)
-        self._attach(record, self._checkout())
+        self._attach(record, *self._checkout())
 
     # ---------------------------------------------------------------- return
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
-        checkout = cast(_Checkout, record)
+        checkout: _Checkout = record  # type: ignore[assignment]  # ours: made by _do_get
         conn = checkout.conn
         if conn is None:
             return  # already given back (a failed attach, a reconnect that failed)
@@ -207,7 +219,11 @@ class MysqlpoolPool(SAPool):
         elif in_greenlet():
             # mysqlpool's reset on return: a ROLLBACK only when a transaction
             # may be open (not after SQLAlchemy's own COMMIT or ROLLBACK).
-            await_only(pool.release(conn))
+            # Most returns need none and are settled at once, without a
+            # coroutine or a trip to the event loop.
+            reset = pool.release_nowait(conn)
+            if reset is not None:
+                await_only(reset)
         else:
             # No loop to await the reset in: closed rather than reused unreset.
             pool.discard(conn)

@@ -39,12 +39,14 @@ class AcquireContext:
         self,
         state: PoolState,
         connector: Connector,
-        start: Callable[[], None],
+        start: Callable[[], None] | None,
         timeout: float | None,
     ) -> None:
         self.state = state
         self.connector = connector
-        self.start = start  # starts the pool's background tasks; the first wait calls it
+        # Starts the pool's background tasks (the first wait calls it); None
+        # once they run, so a wait under load makes no call for it.
+        self.start = start
         self.timeout = timeout
         self.conn: Any = None  # the connection it checked out, until its __aexit__
 
@@ -66,7 +68,9 @@ class AcquireContext:
                 return conn
         if state.closed:
             raise PoolClosed(f"pool {state.name} is closed")
-        self.start()
+        start = self.start
+        if start is not None:
+            start()
         timeout = self.timeout
         now_, ping_after = state.now, state.ping_after
         deadline: float | None = None

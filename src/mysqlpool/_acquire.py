@@ -89,6 +89,9 @@ class AcquireContext:
                         grant = await fut
                         if state.closed:  # handed over in the loop pass close() began in
                             raise PoolClosed(f"pool {state.name} closed while waiting")
+                        if grant is not SLOT:
+                            # Its checkout counts from when it was handed over.
+                            now = grant.idle_since
                     except BaseException:
                         # The accept handshake: whatever reached the future
                         # before we could take it goes back, so a timed-out or
@@ -100,11 +103,15 @@ class AcquireContext:
                         raise
                 if grant is SLOT:
                     entry = await open_into_slot(state, self.connector, deadline)
-                elif ping_after is not None and not await _ping_ok(state, grant, deadline):  # type: ignore[arg-type]
-                    continue
+                    now = now_()
+                elif ping_after is not None:
+                    if not await _ping_ok(state, grant, deadline):  # type: ignore[arg-type]
+                        continue
+                    entry = grant  # type: ignore[assignment]
+                    now = now_()
                 else:
                     entry = grant  # type: ignore[assignment]
-                conn = self.conn = state.checkout(entry, now_(), began)
+                conn = self.conn = state.checkout(entry, now, began)
                 return conn
         except DeadlineExceeded as exc:
             raise state.timed_out(exc, timeout, began) from None

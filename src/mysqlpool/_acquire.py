@@ -73,25 +73,19 @@ class AcquireContext:
             start()
         timeout = self.timeout
         now_, ping_after = state.now, state.ping_after
-        deadline: float | None = None
-        began: float | None = None  # set once this acquire must wait or do I/O
+        # From here on the acquire waits or does I/O: whatever was idle and
+        # usable without a ping, the fast path above took.
+        now = began = now_()
+        deadline = None if timeout is None else now + timeout
         try:
             while True:
-                now = now_()
                 grant = state.grant(now, False)
-                if began is None and (grant.__class__ is not Entry or ping_after is not None):
-                    began = now
-                    if timeout is not None:
-                        deadline = now + timeout
                 if grant is None:
                     fut = state.waiters.add(deadline)
                     try:
                         grant = await fut
                         if state.closed:  # handed over in the loop pass close() began in
                             raise PoolClosed(f"pool {state.name} closed while waiting")
-                        if grant is not SLOT:
-                            # Its checkout counts from when it was handed over.
-                            now = grant.idle_since
                     except BaseException:
                         # The accept handshake: whatever reached the future
                         # before we could take it goes back, so a timed-out or
@@ -101,17 +95,18 @@ class AcquireContext:
                         else:
                             state.waiters.withdraw(fut)
                         raise
+                    if grant is not SLOT and ping_after is None:
+                        # A connection handed over: its checkout counts from then.
+                        conn = self.conn = state.checkout(grant, grant.idle_since, began)
+                        return conn
                 if grant is SLOT:
                     entry = await open_into_slot(state, self.connector, deadline)
+                elif ping_after is not None and not await _ping_ok(state, grant, deadline):  # type: ignore[arg-type]
                     now = now_()
-                elif ping_after is not None:
-                    if not await _ping_ok(state, grant, deadline):  # type: ignore[arg-type]
-                        continue
-                    entry = grant  # type: ignore[assignment]
-                    now = now_()
+                    continue
                 else:
                     entry = grant  # type: ignore[assignment]
-                conn = self.conn = state.checkout(entry, now, began)
+                conn = self.conn = state.checkout(entry, now_(), began)
                 return conn
         except DeadlineExceeded as exc:
             raise state.timed_out(exc, timeout, began) from None

@@ -178,6 +178,24 @@ async def test_fourth_acquire_waits_and_gets_the_released_connection(
     pool.check_invariants()
 
 
+async def test_a_waiters_wait_ends_when_the_connection_is_handed_over(
+    make_pool: PoolFactory,
+) -> None:
+    # The hand-over is what ends the wait (and starts the checkout): time
+    # the waiter then spends queued on the event loop is not the pool's.
+    clock = ManualClock()
+    pool = await make_pool(pool_size=1, max_overflow=0, clock=clock)
+    held = await pool.acquire()
+    waiter = await queue_waiter(pool, pool.acquire(timeout=None))
+    clock.advance(2)
+    await pool.release(held)  # handed over at 2 s
+    clock.advance(3)  # before the waiter runs again
+    conn = await asyncio.wait_for(waiter, 5)
+    assert conn is held
+    assert pool.stats().wait_time == 2
+    await pool.release(conn)
+
+
 # ---------------------------------------------------------------- timeouts
 
 

@@ -25,6 +25,7 @@ import drivers
 from conftest import Admin, Figure, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, PoolTimeout, parse_dsn
+from mysqlpool.testing import ManualClock
 from polling import until
 
 ERR = drivers.errors()  # the run's driver's error classes
@@ -146,6 +147,25 @@ async def test_ping_into_a_blackhole_is_cut_at_the_deadline_and_discarded(
     assert drivers.is_closed(pinged)  # discarded, not left open nor put back
     assert pool.stats().discarded == 1
     assert_empty(pool)
+
+
+async def test_a_connection_handed_straight_to_a_waiter_is_not_pinged(
+    proxied_pool: PoolFactory, proxy: FaultProxy
+) -> None:
+    # pre_ping pings a connection that sat idle past its threshold; one that
+    # goes from its holder to the next was in use until then, however long
+    # ago it was last idle.
+    clock = ManualClock()
+    pool = await proxied_pool(pool_size=1, max_overflow=0, pre_ping=5, clock=clock)
+    held = await pool.acquire()
+    waiter = asyncio.ensure_future(pool.acquire(timeout=None))
+    await until(lambda: pool.stats().waiting == 1, "the acquire waits for the held connection")
+    clock.advance(10)
+    proxy.blackhole()  # a ping would never be answered
+    await pool.release(held)
+    assert await asyncio.wait_for(waiter, HANG) is held
+    await pool.release(held)
+    assert pool.stats().discarded == 0
 
 
 @pytest.mark.slow

@@ -182,3 +182,23 @@ def test_a_bad_max_waiting_in_the_dsn_names_it_and_hides_the_password() -> None:
     with pytest.raises(ValueError, match=r"pool option max_waiting='lots' is not an integer") as e:
         Pool("mysql://u:s3cret@h/db?max_waiting=lots")
     assert "s3cret" not in str(e.value)
+
+
+async def test_an_acquire_stopped_by_an_error_thrown_into_it_leaves_no_waiter(
+    make_pool: PoolFactory,
+) -> None:
+    # Not a cancellation: an exception thrown into the waiting acquire (as a
+    # framework driving the coroutine itself may do) leaves its future
+    # pending. It must stop counting as waiting, and make room at once.
+    pool = await make_pool(pool_size=1, max_overflow=0, max_waiting=1)
+    holder = await pool.acquire()
+    entering = pool.acquire().__aenter__()
+    entering.send(None)  # runs up to the wait: queued
+    assert pool.stats().waiting == 1
+    with pytest.raises(LookupError):
+        entering.throw(LookupError("stopped from outside"))
+    assert pool.stats().waiting == 0
+    (waiter,) = await queue_waiters(pool, 1)  # its place is free
+    await pool.release(holder)
+    await pool.release(await waiter)
+    pool.check_invariants()

@@ -39,12 +39,14 @@ class AcquireContext:
         self,
         state: PoolState,
         connector: Connector,
-        start: Callable[[], None],
+        start: Callable[[], None] | None,
         timeout: float | None,
     ) -> None:
         self.state = state
         self.connector = connector
-        self.start = start  # starts the pool's background tasks; the first wait calls it
+        # Starts the pool's background tasks (the first wait calls it); None
+        # once they run, so a wait under load makes no call for it.
+        self.start = start
         self.timeout = timeout
         self.conn: Any = None  # the connection it checked out, until its __aexit__
 
@@ -66,19 +68,18 @@ class AcquireContext:
                 return conn
         if state.closed:
             raise PoolClosed(f"pool {state.name} is closed")
-        self.start()
+        start = self.start
+        if start is not None:
+            start()
         timeout = self.timeout
         now_, ping_after = state.now, state.ping_after
-        deadline: float | None = None
-        began: float | None = None  # set once this acquire must wait or do I/O
+        # From here on the acquire waits or does I/O: whatever was idle and
+        # usable without a ping, the fast path above took.
+        now = began = now_()
+        deadline = None if timeout is None else now + timeout
         try:
             while True:
-                now = now_()
                 grant = state.grant(now, False)
-                if began is None and (grant.__class__ is not Entry or ping_after is not None):
-                    began = now
-                    if timeout is not None:
-                        deadline = now + timeout
                 if grant is None:
                     fut = state.waiters.add(deadline)
                     try:
@@ -94,9 +95,14 @@ class AcquireContext:
                         else:
                             state.waiters.withdraw(fut)
                         raise
+                    if grant is not SLOT and ping_after is None:
+                        # A connection handed over: its checkout counts from then.
+                        conn = self.conn = state.checkout(grant, grant.idle_since, began)
+                        return conn
                 if grant is SLOT:
                     entry = await open_into_slot(state, self.connector, deadline)
                 elif ping_after is not None and not await _ping_ok(state, grant, deadline):  # type: ignore[arg-type]
+                    now = now_()
                     continue
                 else:
                     entry = grant  # type: ignore[assignment]

@@ -36,7 +36,9 @@ class Entry:
         # after retire_at (max_lifetime, counted from the open).
         self.expires_at = math.inf
         self.retire_at = math.inf
-        self.idle_since = now  # last return: decides whether pre_ping pings
+        # When it last became free (returned, or handed straight to a waiter,
+        # whose checkout counts from then): decides whether pre_ping pings.
+        self.idle_since = now
         # The driver's marker (Driver.probe) as of when it last became free:
         # opened, returned clean, or reset. Nothing runs on a free connection,
         # so it is the marker at its next checkout, which tells at the return

@@ -20,7 +20,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -207,7 +207,8 @@ class Pool:
             on_recycle_change=reaper.reschedule,
         )
         self._started = False  # open() ran (or the first acquire that waited did it)
-        self._start_once = self._start  # bound once: handed to every waiting acquire
+        # Bound once and handed to every acquire; None once the pool has started.
+        self._start_once: Callable[[], None] | None = self._start
         self._terminated = False
         self._fill_task: asyncio.Future[bool] | None = None  # open()'s min_size fill
 
@@ -243,6 +244,7 @@ class Pool:
         if self._started:
             return
         self._started = True
+        self._start_once = None
         self._state.watch_drain()
         self._reaper.start()
         self._prober.start()

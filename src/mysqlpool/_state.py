@@ -396,13 +396,13 @@ class PoolState:
                     # Its host went down, or a better one is up.
                     reason = "rebalance" if entry.host.up else "host down"
                 else:
+                    entry.idle_since = now  # free from now: the hand-over's time too
                     waiter = self.waiters.pop() if self.waiters.queue else None
                     if waiter is not None:
                         waiter.set_result(entry)  # it stays in use, by its next holder
                         return
                     if len(self.idle) < self.pool_size:
                         del self.in_use[entry.conn]
-                        entry.idle_since = now
                         self.idle.append(entry)
                         return
                     reason = "pool full"

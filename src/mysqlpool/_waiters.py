@@ -14,9 +14,10 @@ before it gets a timer of its own.
 
 The queue also holds the pool's ``max_waiting`` rule: with that many
 waiting, :meth:`WaiterQueue.add` refuses a newcomer with
-:class:`~mysqlpool.PoolOverloaded` at once. It counts the waiters still
-waiting as they come and go, so the rule costs no scan of the queue and a
-waiter that leaves makes room at once.
+:class:`~mysqlpool.PoolOverloaded` at once. Those still waiting are the
+queued ones less the expired ones not yet taken out, which it counts, so
+the rule costs no scan of the queue, a waiter that leaves makes room at
+once, and the common changes (a waiter queued, one served) count nothing.
 """
 
 from __future__ import annotations
@@ -40,18 +41,19 @@ class WaiterQueue:
     """FIFO waiters with deadlines on ``clock``."""
 
     __slots__ = (
-        "_clock", "_last_shared", "_limit", "_name", "_timer", "_timer_at", "_waiting",
-        "queue", "refused",
+        "_clock", "_expired", "_last_shared", "_limit", "_name", "_timer", "_timer_at", "queue",
+        "refused",
     )
 
     def __init__(self, clock: Clock, max_waiting: int | None = None, name: str = "") -> None:
         self._clock = clock
         self._limit = max_waiting  # None: no limit
         self._name = name  # the pool's, for the refusal's message
-        # Waiters still waiting (not served, expired or failed), counted
-        # out exactly once each: see _drop. Cancelled ones count until they
-        # leave the queue, which their acquire does at once.
-        self._waiting = 0
+        # Expired waiters still in the queue (their acquire takes them out
+        # when it runs next, or pop() drops them): the others in the queue
+        # are still waiting. Cancelled ones count as waiting until they
+        # leave it, which their acquire does at once.
+        self._expired = 0
         #: Acquirers refused because ``max_waiting`` were already waiting.
         self.refused = 0
         # (future, deadline) oldest first; the deadline is None when the
@@ -76,13 +78,12 @@ class WaiterQueue:
             PoolOverloaded: ``max_waiting`` are already waiting (nothing queued).
         """
         limit = self._limit
-        if limit is not None and self._waiting >= limit:
+        if limit is not None and self.waiting() >= limit:
             self.refused += 1
             raise PoolOverloaded(
-                f"acquire refused: {self._waiting} already waiting for a connection"
+                f"acquire refused: {self.waiting()} already waiting for a connection"
                 f" (max_waiting={limit}); pool {self._name}"
             )
-        self._waiting += 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if deadline is None:
             self.queue.append((fut, None))
@@ -101,6 +102,10 @@ class WaiterQueue:
 
     def withdraw(self, fut: asyncio.Future[Any]) -> None:
         """Take out a waiter that gave up before anything was handed to it."""
+        if not fut.done():
+            # Given up some other way than by its future (an exception
+            # thrown into its acquire): no timer of its own may expire it later.
+            fut.cancel()
         queue = self.queue
         for index, (queued, _) in enumerate(queue):
             if queued is fut:
@@ -119,7 +124,6 @@ class WaiterQueue:
         while queue:
             fut = queue.popleft()[0]
             if not fut.done():
-                self._waiting -= 1
                 return fut
             self._drop(fut)
         self._last_shared = -math.inf
@@ -130,22 +134,15 @@ class WaiterQueue:
         while self.queue:
             fut = self.queue.popleft()[0]
             if not fut.done():
-                self._waiting -= 1
                 fut.set_exception(make_error())
-            else:
-                self._drop(fut)
+        self._expired = 0
         self._last_shared = -math.inf
         self._cancel_timer()
 
     def _drop(self, fut: asyncio.Future[Any]) -> None:
-        """Count out a waiter that was done when it left the queue.
-
-        One cancelled (its task was) is counted out here, by whoever takes
-        it out of the queue, as the queue sees no cancellation happen; one
-        that expired was counted out when its error was set.
-        """
-        if fut.cancelled():
-            self._waiting -= 1
+        """A waiter that was done (expired or cancelled) has left the queue."""
+        if not fut.cancelled():
+            self._expired -= 1  # nothing else in the queue is done with an error
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -155,7 +152,7 @@ class WaiterQueue:
 
     def waiting(self) -> int:
         """How many are still waiting."""
-        return self._waiting
+        return len(self.queue) - self._expired
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
@@ -184,5 +181,5 @@ class WaiterQueue:
     def _expire(self, fut: asyncio.Future[Any]) -> None:
         """Fail one waiter whose deadline passed, if it is still waiting."""
         if not fut.done():
-            self._waiting -= 1
+            self._expired += 1
             fut.set_exception(DeadlineExceeded(_WAITING))

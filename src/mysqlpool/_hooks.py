@@ -65,6 +65,11 @@ class Hooks:
         self.on_checkin = on_checkin
         self.on_discard = on_discard
 
+    @property
+    def per_use(self) -> bool:
+        """Whether a checkout or a return calls a hook (``on_checkout``, ``on_checkin``)."""
+        return self.on_checkout is not None or self.on_checkin is not None
+
     def connected(self, conn: Any) -> None:
         if self.on_connect is not None:
             self._call("on_connect", self.on_connect, conn)

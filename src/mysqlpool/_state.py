@@ -122,9 +122,11 @@ class PoolState:
         self.multi = health.multi  # host placement matters only with several (read at check-in)
         self.hooks = hooks
         self.leaks = leaks
-        # Hooks or leak detection: what a checkout and a return do besides
-        # the bookkeeping (one test on the hot path when there is none).
-        self.extras = hooks is not None or leaks is not None
+        # Per-use hooks or leak detection: what a checkout and a return do
+        # besides the bookkeeping (one test on the hot path when there is
+        # none; an on_connect or on_discard hook alone, as the SQLAlchemy
+        # bridge sets, adds nothing there).
+        self.extras = (hooks is not None and hooks.per_use) or leaks is not None
         self.reset = reset
         self.pool_size = options.pool_size
         self.max_size = options.max_size  # slots never exceed it (None: no limit)

@@ -267,6 +267,16 @@ class AsyncmyDriver:
         if params.sql_mode is not None:
             assignments.append(f"sql_mode={conn.escape(params.sql_mode)}")
         await conn.query("SET " + ", ".join(assignments))
+        if params.db is None:
+            # No statement unselects a database: one the holder selected
+            # (select_db(), USE) means the connection can't be as new. (A
+            # round trip of its own: asyncmy's connections don't announce
+            # multi-statements, which aiomysql's reset folds it into.)
+            ((selected,),) = await rows_unseen(conn, asyncmy.cursors.Cursor, "SELECT DATABASE()")
+            if selected is not None:
+                raise asyncmy.errors.InterfaceError(
+                    0, "a database was selected on a connection opened without one"
+                )
         conn._charset = charset
         conn._encoding = charset_by_name(charset).encoding
         conn.autocommit_mode = params.autocommit

@@ -212,6 +212,11 @@ ASYNCMY_MODULES = (
     "tests/test_cluster.py",
     "tests/test_acquire.py",
     "tests/test_drivers.py",
+    # The return path: rollback only when needed, COM_RESET_CONNECTION with
+    # the session re-applied, and the calls libraries build on.
+    "tests/test_pool_return.py",
+    "tests/test_pool_reset.py",
+    "tests/test_pool_for_bridges.py",
     # asyncmy.connect under the drop-in mode (also run by tests: asyncmy is in [test]).
     "tests/test_dropin_asyncmy.py",
     # The SQLAlchemy bridge on mysql+asyncmy:// (tests/sa_support.py follows --driver).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import drivers
 from conftest import PoolFactory, scalar
 
 SESSION = "SELECT DATABASE(), @@character_set_client, @@character_set_results"
@@ -21,6 +22,7 @@ async def session_of(conn: Any) -> tuple[Any, ...]:
     return (*row, conn.charset)
 
 
+@drivers.only_on("aiomysql", "option files (read_default_file) and conn.set_charset()")
 async def test_a_reset_restores_the_database_and_charset_of_the_option_file(
     make_pool: PoolFactory, option_file: str, databases: tuple[str, str]
 ) -> None:

@@ -14,11 +14,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pymysql
 import pytest
 import pytest_asyncio
 from pymysql.constants import CLIENT
 
+import drivers
 from conftest import PoolFactory, scalar
 from faultproxy import FaultProxy
 from mysqlpool import Pool, parse_dsn
@@ -98,7 +98,7 @@ async def test_an_sql_error_or_the_holders_own_error_keeps_the_connection(
     async def application_error(conn: Any) -> None:
         raise ValueError("the application's own error")
 
-    with pytest.raises(pymysql.err.ProgrammingError, match="no_such_table_issue13"):
+    with pytest.raises(drivers.errors().ProgrammingError, match="no_such_table_issue13"):
         await inside(pool, missing_table)
     with pytest.raises(ValueError, match="application's own"):
         await inside(pool, application_error)
@@ -130,7 +130,7 @@ async def test_a_reset_that_gets_no_answer_closes_the_connection_within_the_time
     await asyncio.wait_for(pool.release(conn), 30)
 
     assert discards.reasons == ["reset timed out"]
-    assert conn.closed
+    assert drivers.is_closed(conn)
     stats = pool.stats()
     assert (stats.in_use, stats.idle, stats.discarded) == (0, 0, 1)
 

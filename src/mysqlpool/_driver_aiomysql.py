@@ -25,16 +25,16 @@ from ._params import ConnectParams
 from ._wire import (
     AUTOCOMMIT_IDLE,
     CLEARTEXT_REFUSED,
-    COM_RESET_CONNECTION,
     CONNECTION_LOSS_CODES,
     CR_AUTH_PLUGIN_ERROR,
     CR_SSL_CONNECTION_ERROR,
+    DATABASE_SELECTED,
     NO_RESULTS,
     PLAINTEXT_REFUSED,
     QUIT_PACKET,
     TRANSACTION_STATUS,
+    SharedCommands,
     is_loss,
-    last_results,
     raised_while_reading,
     restore_results,
     rows_unseen,
@@ -87,7 +87,7 @@ class PooledConnection(aiomysql.Connection):  # type: ignore[misc]
         return await super()._process_auth(plugin_name, auth_packet)
 
 
-class AiomysqlDriver:
+class AiomysqlDriver(SharedCommands):
     """:class:`mysqlpool._driver.Driver` for aiomysql."""
 
     __slots__ = ()
@@ -167,26 +167,10 @@ class AiomysqlDriver:
     def raised_mid_reply(self, exc: BaseException) -> bool:
         return raised_while_reading(self.error_code(exc), exc, _reads_replies)
 
-    async def ping(self, conn: Any) -> None:
-        last = last_results(conn)
-        await conn.ping(reconnect=False)
-        restore_results(conn, last)
-
-    async def rollback(self, conn: Any) -> None:
-        await conn.rollback()
-        restore_results(conn, NO_RESULTS)  # as a new connection's
-
-    def forget_results(self, conn: Any) -> None:
-        restore_results(conn, NO_RESULTS)
-
     def closed_state(self) -> dict[str, Any]:
         # As aiomysql's close() leaves them: closed is True, a statement
         # raises "Not connected", close()/ensure_closed() do nothing.
         return {"_writer": None, "_reader": None}
-
-    async def reset_connection(self, conn: Any) -> None:
-        await conn._execute_command(COM_RESET_CONNECTION, b"")
-        await conn._read_ok_packet()
 
     async def reset_session(
         self, conn: Any, params: ConnectParams, init: InitCallback | None
@@ -212,9 +196,7 @@ class AiomysqlDriver:
             await conn.next_result()
             ((selected,),) = conn._result.rows
             if selected is not None:
-                raise pymysql.err.InterfaceError(
-                    0, "a database was selected on a connection opened without one"
-                )
+                raise pymysql.err.InterfaceError(0, DATABASE_SELECTED)
         else:
             await conn.query(statement)
         conn._charset = charset

@@ -40,17 +40,15 @@ from ._params import ConnectParams
 from ._wire import (
     AUTOCOMMIT_IDLE,
     CLEARTEXT_REFUSED,
-    COM_RESET_CONNECTION,
     CR_AUTH_PLUGIN_ERROR,
     CR_SSL_CONNECTION_ERROR,
-    NO_RESULTS,
+    DATABASE_SELECTED,
     PLAINTEXT_REFUSED,
     QUIT_PACKET,
     TRANSACTION_STATUS,
+    SharedCommands,
     is_loss,
-    last_results,
     raised_while_reading,
-    restore_results,
     rows_unseen,
     state_of_status,
 )
@@ -136,7 +134,7 @@ def connect_kwargs(params: ConnectParams) -> dict[str, Any]:
     return kwargs
 
 
-class AsyncmyDriver:
+class AsyncmyDriver(SharedCommands):
     """:class:`mysqlpool._driver.Driver` for asyncmy."""
 
     __slots__ = ()
@@ -228,26 +226,10 @@ class AsyncmyDriver:
     def raised_mid_reply(self, exc: BaseException) -> bool:
         return raised_while_reading(self.error_code(exc), exc, _reads_replies)
 
-    async def ping(self, conn: Any) -> None:
-        last = last_results(conn)
-        await conn.ping(reconnect=False)
-        restore_results(conn, last)
-
-    async def rollback(self, conn: Any) -> None:
-        await conn.rollback()
-        restore_results(conn, NO_RESULTS)  # as a new connection's
-
-    def forget_results(self, conn: Any) -> None:
-        restore_results(conn, NO_RESULTS)
-
     def closed_state(self) -> dict[str, Any]:
         # asyncmy keeps a connection's state in C slots, not an instance
         # dict: the drop-in's holder objects (aiomysql only) can't share it.
         raise NotImplementedError("the drop-in mode's holder objects need aiomysql")
-
-    async def reset_connection(self, conn: Any) -> None:
-        await conn._execute_command(COM_RESET_CONNECTION, b"")
-        await conn._read_ok_packet()
 
     async def reset_session(
         self, conn: Any, params: ConnectParams, init: InitCallback | None
@@ -274,9 +256,7 @@ class AsyncmyDriver:
             # multi-statements, which aiomysql's reset folds it into.)
             ((selected,),) = await rows_unseen(conn, asyncmy.cursors.Cursor, "SELECT DATABASE()")
             if selected is not None:
-                raise asyncmy.errors.InterfaceError(
-                    0, "a database was selected on a connection opened without one"
-                )
+                raise asyncmy.errors.InterfaceError(0, DATABASE_SELECTED)
         conn._charset = charset
         conn._encoding = charset_by_name(charset).encoding
         conn.autocommit_mode = params.autocommit

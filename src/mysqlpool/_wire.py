@@ -22,11 +22,13 @@ __all__ = [
     "CONNECTION_LOSS_CODES",
     "CR_AUTH_PLUGIN_ERROR",
     "CR_SSL_CONNECTION_ERROR",
+    "DATABASE_SELECTED",
     "LOSS_MESSAGES",
     "NO_RESULTS",
     "PLAINTEXT_REFUSED",
     "QUIT_PACKET",
     "TRANSACTION_STATUS",
+    "SharedCommands",
     "is_loss",
     "last_results",
     "raised_while_reading",
@@ -60,6 +62,8 @@ CLEARTEXT_REFUSED = (
 PLAINTEXT_REFUSED = (
     "TLS was configured but the server did not negotiate it; refusing a plaintext connection"
 )
+#: A reset can't make such a connection as new: no statement unselects a database.
+DATABASE_SELECTED = "a database was selected on a connection opened without one"
 
 COM_RESET_CONNECTION = 0x1F
 _COM_QUIT = 0x01
@@ -149,3 +153,27 @@ async def rows_unseen(conn: Any, cursor_class: Any, statement: str) -> Any:
         rows = await cur.fetchall()
     restore_results(conn, last)
     return rows
+
+
+class SharedCommands:
+    """The seam's methods that both drivers' connections carry out alike
+    (their connections share these method and attribute names): a driver
+    class inherits them and writes only what differs."""
+
+    __slots__ = ()
+
+    async def ping(self, conn: Any) -> None:
+        last = last_results(conn)
+        await conn.ping(reconnect=False)
+        restore_results(conn, last)
+
+    async def rollback(self, conn: Any) -> None:
+        await conn.rollback()
+        restore_results(conn, NO_RESULTS)  # as a new connection's
+
+    def forget_results(self, conn: Any) -> None:
+        restore_results(conn, NO_RESULTS)
+
+    async def reset_connection(self, conn: Any) -> None:
+        await conn._execute_command(COM_RESET_CONNECTION, b"")
+        await conn._read_ok_packet()
